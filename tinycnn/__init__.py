@@ -1,0 +1,16 @@
+"""tinycnn: a small define-by-run deep-learning engine for convolutional networks.
+
+    >>> import numpy as np, tinycnn
+    >>> x = tinycnn.Tensor(np.array([3.0]), requires_grad=True)
+    >>> (x ** 2).backward()
+    >>> x.grad
+    array([6.])
+"""
+from .tensor import Tensor, Function, no_grad, enable_grad, is_grad_enabled
+from .random import manual_seed
+from .gradcheck import gradcheck, GradcheckError
+from .io import save, load
+from .config import set_workspace_limit, get_workspace_limit
+from . import backend, cuda, functions, nn, optim
+
+__version__ = "0.1.0"

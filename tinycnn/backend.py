@@ -1,0 +1,68 @@
+"""The one backend switch: NumPy on the CPU, CuPy on the GPU.
+
+Every op asks ``xp = get_array_module(x)`` and then writes ``xp.exp(...)``,
+``xp.matmul(...)``: the same line runs on both devices.
+
+    >>> import numpy as np
+    >>> get_array_module(np.zeros(3)) is np
+    True
+"""
+import numpy as np
+
+try:
+    import cupy
+except ImportError:
+    cupy = None
+
+
+def gpu_available():
+    """True when CuPy is importable and sees at least one CUDA device."""
+    if cupy is None:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def is_cupy_array(array):
+    """True for a cupy.ndarray (tested by type, without importing cupy)."""
+    return type(array).__module__.split(".")[0] == "cupy"
+
+
+def get_array_module(*arrays):
+    """Return ``cupy`` if any argument is a CuPy array, else ``numpy``.
+
+    Tensors are unwrapped through their ``.data`` attribute.
+    """
+    for array in arrays:
+        array = getattr(array, "data", array)
+        if is_cupy_array(array):
+            import cupy as cp
+            return cp
+    return np
+
+
+def device_of(array):
+    """"cuda" for a CuPy array, "cpu" otherwise."""
+    return "cuda" if is_cupy_array(getattr(array, "data", array)) else "cpu"
+
+
+def normalize_device(device):
+    """Accept "cpu", "cuda", "cuda:0" (or a tinycnn device) and return "cpu" or "cuda"."""
+    name = str(device).lower()
+    if name == "cpu":
+        return "cpu"
+    if name == "cuda" or name.startswith("cuda:") or name == "gpu":
+        return "cuda"
+    raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+
+
+def to_device(array, device):
+    """Move a raw array to "cpu" (NumPy) or "cuda" (CuPy); no copy if already there."""
+    device = normalize_device(device)
+    if device == "cpu":
+        return array.get() if is_cupy_array(array) else np.asarray(array)
+    if cupy is None:
+        raise RuntimeError("to_device: 'cuda' needs CuPy; install it with pip install -e '.[cuda]'")
+    return cupy.asarray(array)

@@ -1,0 +1,151 @@
+"""2-D convolution: im2col + one (batched) GEMM, NCHW.
+
+    >>> import numpy as np, tinycnn, tinycnn.functions as F
+    >>> x = tinycnn.Tensor(np.ones((1, 3, 8, 8)))
+    >>> w = tinycnn.Tensor(np.ones((16, 3, 3, 3)))
+    >>> F.conv2d(x, w, padding=1).shape
+    (1, 16, 8, 8)
+"""
+from .. import kernels
+from ..backend import get_array_module
+from ..config import get_workspace_limit
+from ..tensor import Function, Tensor
+from .array import pad as pad_tensor
+from .validate import out_size, pair, require_float, require_ndim, require_same_dtype
+
+
+class Conv2d(Function):
+    """Grouped convolution as one batched matmul over (image, group).
+
+    Shapes, with G groups, Cg = C/G input and OCg = OC/G output channels per
+    group, K = Cg*KH*KW and L = OH*OW:
+        col = im2col(x)                         (n, C, KH, KW, OH, OW) viewed as (n, G, K, L)
+        y   = W @ col                           (n, G, OCg, L) = (G, OCg, K) @ (n, G, K, L)
+    which lands directly in NCHW order, no transpose. The column buffer is built
+    for ``n`` images at a time so it stays under the workspace limit
+    (tinycnn.set_workspace_limit), and it is rebuilt in backward instead of kept.
+    A 1x1 stride-1 unpadded convolution needs no im2col: x itself is (N, G, Cg, H*W).
+    Depthwise convolution (groups == C, one input channel per filter) runs a direct kernel.
+    """
+
+    def __init__(self, stride, padding, dilation, groups):
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+
+    def forward(self, x, weight, bias=None):
+        (sy, sx), (py, px), (dy, dx), groups = self.stride, self.padding, self.dilation, self.groups
+        n, c, h, w = x.shape
+        oc, cg, kh, kw = weight.shape
+        self.oh, self.ow = out_size("conv2d", h, kh, sy, py, dy), out_size("conv2d", w, kw, sx, px, dx)
+        self.x, self.weight, self.has_bias = x, weight, bias is not None
+        self.depthwise = groups == c and cg == 1 and groups > 1
+        if self.depthwise:
+            y = kernels.depthwise_conv2d_forward(x, weight, sy, sx, py, px, dy, dx, self.oh, self.ow)
+        else:
+            xp = get_array_module(x)
+            y = xp.empty((n, oc, self.oh, self.ow), dtype=x.dtype)
+            w_groups = weight.reshape(groups, oc // groups, -1)              # (G, OCg, K)
+            for chunk in self._chunks():
+                col = self._columns(x[chunk])                                 # (n, G, K, L)
+                y[chunk] = (w_groups @ col).reshape(-1, oc, self.oh, self.ow)  # (n, G, OCg, L)
+        if bias is not None:
+            y += bias.reshape(1, -1, 1, 1)
+        return y
+
+    def _is_pointwise(self):
+        return self.weight.shape[2:] == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0)
+
+    def _chunks(self):
+        """Slices of the batch whose column buffer fits the workspace limit."""
+        n, c = self.x.shape[:2]
+        kh, kw = self.weight.shape[2:]
+        per_image = c * kh * kw * self.oh * self.ow * self.x.itemsize
+        step = n if self._is_pointwise() else max(1, min(n, get_workspace_limit() // per_image))
+        return [slice(start, min(start + step, n)) for start in range(0, n, step)]
+
+    def _columns(self, x):
+        """(n, G, K, L) view of the im2col matrix of a chunk of images."""
+        n, c = x.shape[:2]
+        if self._is_pointwise():
+            return x.reshape(n, self.groups, c // self.groups, -1)
+        (sy, sx), (py, px), (dy, dx) = self.stride, self.padding, self.dilation
+        kh, kw = self.weight.shape[2:]
+        col = kernels.im2col(x, kh, kw, sy, sx, py, px, dy, dx, self.oh, self.ow)
+        return col.reshape(n, self.groups, -1, self.oh * self.ow)
+
+    def backward(self, gy):
+        x, weight, groups = self.x, self.weight, self.groups
+        (sy, sx), (py, px), (dy, dx) = self.stride, self.padding, self.dilation
+        n, c, h, w = x.shape
+        oc, _, kh, kw = weight.shape
+        gb = gy.sum(axis=(0, 2, 3)) if self.has_bias else None
+        if self.depthwise:
+            gx = kernels.depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dy, dx)
+            gw = kernels.depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dy, dx)
+            return gx, gw, gb
+        xp = get_array_module(gy)
+        w_groups_t = weight.reshape(groups, oc // groups, -1).swapaxes(-1, -2)   # (G, K, OCg)
+        gw = xp.zeros((groups, oc // groups, w_groups_t.shape[1]), dtype=weight.dtype)
+        gx = xp.empty_like(x)
+        for chunk in self._chunks():
+            col = self._columns(x[chunk])                                      # (n, G, K, L)
+            gy_groups = gy[chunk].reshape(col.shape[0], groups, oc // groups, -1)  # (n, G, OCg, L)
+            gw += (gy_groups @ col.swapaxes(-1, -2)).sum(axis=0)              # (G, OCg, K)
+            gcol = w_groups_t @ gy_groups                                     # (n, G, K, L)
+            if self._is_pointwise():
+                gx[chunk] = gcol.reshape(gx[chunk].shape)
+            else:
+                gcol = gcol.reshape(-1, c, kh, kw, self.oh, self.ow)
+                gx[chunk] = kernels.col2im(gcol, h, w, sy, sx, py, px, dy, dx)
+        return gx, gw.reshape(weight.shape), gb
+
+
+def _same_padding(kernel, dilation):
+    """PyTorch's "same": total d*(k-1), the odd extra pixel on the bottom/right."""
+    total = dilation * (kernel - 1)
+    return total // 2, total - total // 2
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution of an (N, C, H, W) input with weight (OC, C/groups, KH, KW).
+
+    ``stride``, ``padding`` and ``dilation`` are ints or pairs; ``padding`` may also be
+    "valid" (0) or "same" (output size = input size, stride 1 only).
+    """
+    op = "conv2d"
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    require_float(op, x, weight, bias)
+    require_same_dtype(op, x, weight, bias)
+    require_ndim(op, x, 4, "(N, C, H, W)")
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: weight must be 4-D (OC, C/groups, KH, KW), got shape {tuple(weight.shape)}")
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    oc, cg, kh, kw = weight.shape
+    c = x.shape[1]
+    if c % groups or oc % groups:
+        raise ValueError(f"{op}: groups ({groups}) must divide both the {c} input and the {oc} output channels")
+    if c != cg * groups:
+        raise ValueError(f"{op}: input has {c} channels, weight expects {cg * groups} "
+                         f"(weight shape {tuple(weight.shape)}, groups={groups})")
+    if bias is not None and tuple(bias.shape) != (oc,):
+        raise ValueError(f"{op}: bias must have shape ({oc},), got {tuple(bias.shape)}")
+    stride = pair(op, "stride", stride, 1)
+    dilation = pair(op, "dilation", dilation, 1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = (0, 0)
+        elif padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"{op}: padding='same' needs stride 1, got stride {stride}")
+            (ty, by), (lx, rx) = _same_padding(kh, dilation[0]), _same_padding(kw, dilation[1])
+            if by != ty or rx != lx:   # even kernel: pad the extra pixel explicitly
+                x = pad_tensor(x, ((0, 0), (0, 0), (0, by - ty), (0, rx - lx)))
+            padding = (ty, lx)
+        else:
+            raise ValueError(f"{op}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+    padding = pair(op, "padding", padding, 0)
+    for axis, size, k, s, p, d in ((2, x.shape[2], kh, stride[0], padding[0], dilation[0]),
+                                   (3, x.shape[3], kw, stride[1], padding[1], dilation[1])):
+        out_size(op, size, k, s, p, d)
+    function = Conv2d(stride, padding, dilation, groups)
+    return function(x, weight) if bias is None else function(x, weight, bias)

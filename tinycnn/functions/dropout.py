@@ -1,0 +1,36 @@
+"""Inverted dropout.
+
+    >>> import numpy as np, tinycnn, tinycnn.functions as F
+    >>> F.dropout(tinycnn.Tensor(np.ones(4)), p=0.5, training=False)
+    tensor([1., 1., 1., 1.])
+"""
+from ..backend import get_array_module
+from ..random import get_rng
+from ..tensor import Function
+from .validate import require_float
+
+
+class Dropout(Function):
+    def __init__(self, p):
+        self.p = p
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        keep = get_rng(xp).random(x.shape) >= self.p
+        self.mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
+        return x * self.mask
+
+    def backward(self, gy):
+        return gy * self.mask
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p); identity in eval."""
+    require_float("dropout", x)
+    if not 0.0 <= p < 1.0:
+        if p == 1.0:
+            return x * 0.0 if training else x
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    return Dropout(p)(x)

@@ -1,0 +1,113 @@
+"""Batch normalization and local response normalization.
+
+    >>> import numpy as np, tinycnn, tinycnn.functions as F
+    >>> x = tinycnn.Tensor(np.random.default_rng(0).normal(size=(8, 3, 4, 4)))
+    >>> mean, var = np.zeros(3), np.ones(3)
+    >>> y = F.batch_norm(x, None, None, mean, var, training=True)
+    >>> bool(abs(y.numpy().mean()) < 1e-6)
+    True
+"""
+from .. import kernels
+from ..backend import get_array_module
+from ..tensor import Function, Tensor
+from .validate import require_float, require_ndim
+
+
+class BatchNorm(Function):
+    """Normalizes x viewed as (N, C, L): (N, C) -> (N, C, 1), (N, C, H, W) -> (N, C, H*W)."""
+
+    def __init__(self, training, eps, running_mean, running_var, momentum):
+        self.training, self.eps, self.momentum = training, eps, momentum
+        self.running_mean, self.running_var = running_mean, running_var
+
+    def forward(self, x, gamma, beta):
+        self.shape = x.shape
+        x3 = x.reshape(x.shape[0], x.shape[1], -1)
+        self.x3, self.gamma = x3, gamma
+        if self.training:
+            y, self.mean, self.var = kernels.batch_norm_forward_train(x3, gamma, beta, self.eps)
+            if self.running_mean is not None:
+                count = x3.shape[0] * x3.shape[2]
+                m = self.momentum
+                self.running_mean *= 1 - m
+                self.running_mean += m * self.mean.astype(self.running_mean.dtype)
+                self.running_var *= 1 - m
+                self.running_var += (m * count / (count - 1)) * self.var.astype(self.running_var.dtype)
+        else:
+            self.mean, self.var = self.running_mean, self.running_var
+            y = kernels.batch_norm_forward_eval(x3, gamma, beta, self.mean.astype(x.dtype),
+                                                self.var.astype(x.dtype), self.eps)
+        return y.reshape(self.shape)
+
+    def backward(self, gy):
+        gy3 = gy.reshape(self.x3.shape)
+        if self.training:
+            gx, ggamma, gbeta = kernels.batch_norm_backward(self.x3, gy3, self.gamma, self.mean, self.var, self.eps)
+        else:   # statistics are constants: an affine map per channel
+            xp = get_array_module(gy)
+            invstd = 1 / xp.sqrt(self.var.astype(gy.dtype) + gy.dtype.type(self.eps))
+            xhat = (self.x3 - self.mean.astype(gy.dtype)[:, None]) * invstd[:, None]
+            gbeta = gy3.sum(axis=(0, 2))
+            ggamma = (gy3 * xhat).sum(axis=(0, 2))
+            gx = gy3 * (self.gamma * invstd)[:, None]
+        return gx.reshape(self.shape), ggamma, gbeta
+
+
+def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
+    """Batch normalization over (N, C) or (N, C, H, W), per channel C.
+
+    Training uses the batch statistics and updates ``running_mean`` and the
+    unbiased ``running_var`` in place (raw arrays, as PyTorch:
+    ``running = (1 - momentum) * running + momentum * batch``); eval uses the
+    running statistics. ``gamma``/``beta`` may be None (no affine transform).
+    """
+    op = "batch_norm"
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    require_float(op, x)
+    if x.ndim not in (2, 4):
+        raise ValueError(f"{op}: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape {tuple(x.shape)}")
+    xp = get_array_module(x)
+    c = x.shape[1]
+    gamma = gamma if gamma is not None else Tensor(xp.ones(c, dtype=x.dtype))
+    beta = beta if beta is not None else Tensor(xp.zeros(c, dtype=x.dtype))
+    running_mean = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+    running_var = running_var.data if isinstance(running_var, Tensor) else running_var
+    for name, array in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
+        if array is not None and tuple(array.shape) != (c,):
+            raise ValueError(f"{op}: {name} must have shape ({c},) for {c} channels, got {tuple(array.shape)}")
+    if training and x.data.size // max(c, 1) <= 1:   # N*H*W values per channel
+        raise ValueError(f"{op}: training needs more than one value per channel, got input shape {tuple(x.shape)}")
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError(f"{op}: eval mode needs running_mean and running_var, got None")
+    return BatchNorm(training, eps, running_mean, running_var, momentum)(x, gamma, beta)
+
+
+class LocalResponseNorm(Function):
+    def __init__(self, size, alpha, beta, k):
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x):
+        self.x = x
+        self.y, self.scale = kernels.lrn_forward(x, self.size, self.alpha, self.beta, self.k)
+        return self.y
+
+    def backward(self, gy):
+        return kernels.lrn_backward(self.x, self.y, self.scale, gy, self.size, self.alpha, self.beta)
+
+
+def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
+    """AlexNet's LRN: b_c = a_c / (k + alpha * sum of a^2 over ``size`` neighbouring channels)^beta.
+
+    This is the paper's formula as in the seeds: alpha is NOT divided by ``size``.
+    PyTorch's ``LocalResponseNorm`` divides alpha by size, so
+    ``local_response_norm(x, n, alpha, b, k)`` equals ``torch.nn.LocalResponseNorm(n, alpha * n, b, k)(x)``.
+    """
+    op = "local_response_norm"
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    require_float(op, x)
+    require_ndim(op, x, 4, "(N, C, H, W)")
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"{op}: size must be a positive int, got {size!r}")
+    if k <= 0 or alpha < 0:
+        raise ValueError(f"{op}: need k > 0 and alpha >= 0, got k={k}, alpha={alpha}")
+    return LocalResponseNorm(size, alpha, beta, k)(x)

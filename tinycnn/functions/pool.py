@@ -1,0 +1,73 @@
+"""Max, average and global average pooling (NCHW).
+
+    >>> import numpy as np, tinycnn, tinycnn.functions as F
+    >>> x = tinycnn.Tensor(np.arange(16.0).reshape(1, 1, 4, 4))
+    >>> F.max_pool2d(x, 2).numpy().ravel()
+    array([ 5.,  7., 13., 15.])
+"""
+from .. import kernels
+from ..tensor import Function, Tensor
+from .validate import out_size, pair, require_float, require_ndim
+
+
+class MaxPool2d(Function):
+    def __init__(self, kernel, stride, padding, out):
+        self.kernel, self.stride, self.padding, self.out = kernel, stride, padding, out
+
+    def forward(self, x):
+        (kh, kw), (sy, sx), (py, px), (oh, ow) = self.kernel, self.stride, self.padding, self.out
+        self.in_size = x.shape[2:]
+        y, self.argmax = kernels.max_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow)
+        return y
+
+    def backward(self, gy):
+        (kh, kw), (sy, sx), (py, px), (h, w) = self.kernel, self.stride, self.padding, self.in_size
+        return kernels.max_pool2d_backward(gy, self.argmax, h, w, kh, kw, sy, sx, py, px)
+
+
+class AvgPool2d(Function):
+    def __init__(self, kernel, stride, padding, out, count_include_pad):
+        self.kernel, self.stride, self.padding, self.out = kernel, stride, padding, out
+        self.count_include_pad = count_include_pad
+
+    def forward(self, x):
+        (kh, kw), (sy, sx), (py, px), (oh, ow) = self.kernel, self.stride, self.padding, self.out
+        self.in_size = x.shape[2:]
+        return kernels.avg_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow, self.count_include_pad)
+
+    def backward(self, gy):
+        (kh, kw), (sy, sx), (py, px), (h, w) = self.kernel, self.stride, self.padding, self.in_size
+        return kernels.avg_pool2d_backward(gy, h, w, kh, kw, sy, sx, py, px, self.count_include_pad)
+
+
+def _pool_arguments(op, x, kernel_size, stride, padding, ceil_mode):
+    require_float(op, x)
+    require_ndim(op, x, 4, "(N, C, H, W)")
+    kernel = pair(op, "kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else pair(op, "stride", stride, 1)
+    padding = pair(op, "padding", padding, 0)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel}")
+    out = tuple(out_size(op, n, k, s, p, 1, ceil_mode) for n, k, s, p in zip(x.shape[2:], kernel, stride, padding))
+    return kernel, stride, padding, out
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """Maximum over each window; on ties the gradient goes to the first maximum (as PyTorch)."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    return MaxPool2d(*_pool_arguments("max_pool2d", x, kernel_size, stride, padding, ceil_mode))(x)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Mean over each window; ``count_include_pad`` counts padded zeros in the divisor (PyTorch's rule)."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    arguments = _pool_arguments("avg_pool2d", x, kernel_size, stride, padding, ceil_mode)
+    return AvgPool2d(*arguments, bool(count_include_pad))(x)
+
+
+def global_avg_pool2d(x, keepdims=False):
+    """Mean over H and W: (N, C, H, W) -> (N, C), or (N, C, 1, 1) with keepdims."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    require_float("global_avg_pool2d", x)
+    require_ndim("global_avg_pool2d", x, 4, "(N, C, H, W)")
+    return x.mean(axis=(2, 3), keepdims=keepdims)
