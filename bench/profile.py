@@ -1,0 +1,72 @@
+"""Where a training step's time goes: seconds per op type, forward and backward.
+
+    python -m bench.profile --model minigooglenet --batch 64
+"""
+import argparse
+import collections
+import time
+
+import numpy as np
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def profile(model_name, batch, steps):
+    import tinycnn
+    import tinycnn.functions as F
+    from tinycnn import models
+    from tinycnn.tensor import Function
+    totals = collections.defaultdict(float)
+
+    def timed(cls, phase, method):
+        def wrapper(self, *args):
+            start = time.perf_counter()
+            result = method(self, *args)
+            totals[(cls.__name__, phase)] += time.perf_counter() - start
+            return result
+        return wrapper
+
+    for cls in set(_subclasses(Function)):
+        for phase in ("forward", "backward"):
+            if phase in cls.__dict__:
+                setattr(cls, phase, timed(cls, phase, cls.__dict__[phase]))
+    model = models.get(model_name, num_classes=10)
+    optimizer = tinycnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    rng = np.random.default_rng(0)
+    x = tinycnn.Tensor(rng.random((batch, 3, 32, 32), dtype=np.float32))
+    labels = rng.integers(0, 10, batch)
+    wall = 0.0
+    for step in range(steps + 1):
+        if step == 1:   # the first step compiles and warms up
+            totals.clear()
+            wall = 0.0
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        F.softmax_cross_entropy(model(x), labels).backward()
+        optimizer.step()
+        wall += time.perf_counter() - start
+    print(f"{model_name}, batch {batch}: {wall / steps * 1000:.1f} ms per training step (mean of {steps})")
+    print(f"{'op':24s} {'forward ms':>11s} {'backward ms':>12s} {'share':>6s}")
+    names = sorted({name for name, _ in totals}, key=lambda n: -(totals[(n, 'forward')] + totals[(n, 'backward')]))
+    for name in names:
+        fwd, bwd = totals[(name, "forward")] / steps, totals[(name, "backward")] / steps
+        print(f"{name:24s} {fwd * 1000:11.2f} {bwd * 1000:12.2f} {(fwd + bwd) / (wall / steps):6.1%}")
+    covered = sum(totals.values()) / steps
+    print(f"{'(outside ops: optimizer, graph)':24s} {(wall / steps - covered) * 1000:11.2f}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=["minivgg", "minigooglenet"], default="minigooglenet")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=5)
+    args = parser.parse_args(argv)
+    profile(args.model, args.batch, args.steps)
+
+
+if __name__ == "__main__":
+    main()
