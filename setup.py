@@ -30,11 +30,14 @@ setup(
         "tinycnn.kernels": "kernels",
         "tinycnn.models": "models",
     },
-    package_data={"tinycnn.kernels.cuda": ["*.cu"]},
+    package_data={"tinycnn.kernels.cuda": ["*.cu", "*.cuh"]},
     install_requires=["numpy>=1.24", "numba>=0.59", "matplotlib>=3.7", "tqdm>=4.60", "pillow>=9.0"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80"],
-        "cuda": ["cupy-cuda12x>=13"],
+        # The CUDA tests compile every kernel through CuPy's NVRTC with no GPU present:
+        # they need this exact CuPy and the NVRTC runtime matching nvcc 13.0.
+        "test": ["pytest>=7", "hypothesis>=6.80", "cupy-cuda13x==14.2.0", "nvidia-cuda-nvrtc==13.0.88"],
+        # Pick the CuPy wheel of your CUDA toolkit: cupy-cuda13x (CUDA 13) or cupy-cuda12x (CUDA 12).
+        "cuda": ["cupy-cuda13x>=14"],
     },
     entry_points={"console_scripts": ["tinycnn = tinycnn.cli:main"]},
 )

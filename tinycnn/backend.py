@@ -9,17 +9,11 @@ Every op asks ``xp = get_array_module(x)`` and then writes ``xp.exp(...)``,
 """
 import numpy as np
 
-try:
-    import cupy
-except ImportError:
-    cupy = None
-
 
 def gpu_available():
     """True when CuPy is importable and sees at least one CUDA device."""
-    if cupy is None:
-        return False
     try:
+        import cupy
         return cupy.cuda.runtime.getDeviceCount() > 0
     except Exception:
         return False
@@ -63,6 +57,8 @@ def to_device(array, device):
     device = normalize_device(device)
     if device == "cpu":
         return array.get() if is_cupy_array(array) else np.asarray(array)
-    if cupy is None:
-        raise RuntimeError("to_device: 'cuda' needs CuPy; install it with pip install -e '.[cuda]'")
+    try:
+        import cupy
+    except ImportError:
+        raise RuntimeError("to_device: 'cuda' needs CuPy; install it with pip install -e '.[cuda]'") from None
     return cupy.asarray(array)

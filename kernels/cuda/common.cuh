@@ -1,0 +1,51 @@
+// Helpers shared by every kernel source in this folder.
+//
+// Rules that all tinycnn CUDA kernels follow (tests/test_cuda_kernels.py relies on them to
+// run the same source on the CPU):
+//   * one thread per OUTPUT element, inside a grid-stride loop, so any launch shape (even a
+//     single thread) covers the whole output;
+//   * no shared memory, no __syncthreads, no atomics: "backward" kernels gather (each
+//     output element sums its own contributions) instead of scattering;
+//   * sizes arrive as 32-bit `int` parameters (the Python loader passes numpy.int32 scalars,
+//     because CuPy marshals a plain Python int as a 64-bit integer), while flat indices and
+//     totals are `long long`, because products of sizes can exceed 2^31.
+//   * no INFINITY / CUDART_INF_F: NVRTC does not define them.
+//
+// The loader pastes this header in place of `#include "common.cuh"` before NVRTC sees a
+// source, so CuPy's kernel cache key covers its text too.
+#ifndef TINYCNN_COMMON_CUH
+#define TINYCNN_COMMON_CUH
+
+// for (long long i = <this thread's first index>; i < total; i += <threads in the grid>)
+#define GRID_STRIDE_LOOP(i, total)                                         \
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;   \
+         i < (total); i += (long long)blockDim.x * gridDim.x)
+
+// Output position whose window tap lands on an input position: a tap at
+// input = out * stride - pad + tap_index * dilation  means  offset = input + pad - tap * dilation
+// must be a non-negative multiple of `stride` with offset / stride < out_size.
+// Returns that output position, or -1 if there is none.
+__device__ __forceinline__ int output_of_tap(int offset, int stride, int out_size)
+{
+    if (offset < 0 || offset % stride != 0) {
+        return -1;
+    }
+    const int out = offset / stride;
+    return out < out_size ? out : -1;
+}
+
+// First and one-past-last output positions whose (undilated) window of `kernel` cells,
+// starting at out * stride - pad, contains input position `in`.
+__device__ __forceinline__ int first_window_containing(int in, int kernel, int stride, int pad)
+{
+    const int last_start = in + pad;  // the window starting here has `in` as its first cell
+    return last_start < kernel ? 0 : (last_start - kernel) / stride + 1;
+}
+
+__device__ __forceinline__ int end_of_windows_containing(int in, int stride, int pad, int out_size)
+{
+    const int end = (in + pad) / stride + 1;
+    return end < out_size ? end : out_size;
+}
+
+#endif  // TINYCNN_COMMON_CUH

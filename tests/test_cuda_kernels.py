@@ -1,0 +1,617 @@
+"""tinycnn's CUDA kernels (kernels/cuda), proven on a machine without a GPU.
+
+1. Compile: the CUDA C compiles through CuPy's own NVRTC path to cubin for sm_75/80/90, and
+   nvcc reports no register spills.
+2. Execute: the unchanged CUDA C, built with g++ and tests/cuda_shim.h (tests/cuda_harness.py),
+   stands in for the GPU behind kernels.cuda, with numpy as its array module; every function
+   is compared with kernels/reference.py under three launch shapes (CuPy-like default, a
+   single thread, a drawn odd one).
+3. Sanitize: the execution tests run again in a subprocess on a build with
+   -fsanitize=address,undefined (TINYCNN_SANITIZE=1).
+4. GPU: on a machine with a CUDA device, the execution tests also run through real CuPy.
+"""
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import cuda_harness
+from tinycnn.kernels import cuda as kcuda
+from tinycnn.kernels import reference
+
+SANITIZE = cuda_harness.sanitize_requested()
+EXAMPLES = 10 if SANITIZE else 40
+ARCHS = ("75", "80", "90")
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_LAUNCH = (kcuda._BLOCK_SIZE, kcuda._MAX_BLOCKS)   # (threads per block, max blocks)
+ONE_THREAD = (1, 1)
+ODD_LAUNCHES = [(32, 1), (5, 3), (64, 2), (3, 1000)]
+not_when_sanitizing = pytest.mark.skipif(SANITIZE, reason="runs in the outer, unsanitized session")
+
+
+def examples(count=EXAMPLES):
+    return settings(max_examples=count, deadline=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# devices: the g++ harness (always) and real CuPy (only with a GPU)
+
+@dataclass
+class Device:
+    put: Callable   # numpy array -> a copy on this device
+    get: Callable   # array of this device -> numpy array
+
+
+class PoisonedNumpy:
+    """numpy as kernels.cuda's array module, except that empty() fills its array with NaN
+    (or -7 for integers), so an output element that no thread writes cannot pass for right."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def empty(shape, dtype):
+        return np.full(shape, np.nan if np.dtype(dtype).kind == "f" else -7, dtype=dtype)
+
+
+def _cupy_with_gpu():
+    cupy = pytest.importorskip("cupy")
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except cupy.cuda.runtime.CUDARuntimeError:
+        count = 0
+    if count == 0:
+        pytest.skip("no CUDA device")
+    return cupy
+
+
+@pytest.fixture(scope="module", params=["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
+def device(request):
+    """kernels.cuda wired either to the g++-built kernels with numpy arrays, or to a GPU."""
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "cpu":
+            patch.setattr(kcuda, "_cupy", PoisonedNumpy())
+            patch.setattr(kcuda, "_get_kernel", cuda_harness.load_library().get_function)
+            yield Device(np.array, np.asarray)
+        else:
+            cupy = _cupy_with_gpu()
+            patch.setattr(kcuda, "_cupy", cupy)
+            yield Device(cupy.asarray, cupy.asnumpy)
+
+
+@contextlib.contextmanager
+def launch_shape(block_size, max_blocks):
+    saved = kcuda._BLOCK_SIZE, kcuda._MAX_BLOCKS
+    kcuda._BLOCK_SIZE, kcuda._MAX_BLOCKS = block_size, max_blocks
+    try:
+        yield
+    finally:
+        kcuda._BLOCK_SIZE, kcuda._MAX_BLOCKS = saved
+
+
+def run_everywhere(device, odd_launch, op, *args):
+    """op(*args) on the device under the default, single-thread and `odd_launch` launch shapes
+    -> list of results as numpy arrays (a tuple of them for ops with several outputs)."""
+    def to_host(out):
+        return tuple(device.get(o) for o in out) if isinstance(out, tuple) else device.get(out)
+
+    results = []
+    for shape in (DEFAULT_LAUNCH, ONE_THREAD, odd_launch):
+        device_args = [device.put(a) if isinstance(a, np.ndarray) else a for a in args]
+        with launch_shape(*shape):
+            results.append(to_host(op(*device_args)))
+    return results
+
+
+def tolerance(dtype, scale=1.0):
+    """Tolerances for comparing with the reference; `scale` grows atol for long sums."""
+    eps = 1e-5 if dtype == np.float32 else 1e-11
+    return dict(rtol=eps, atol=eps * scale)
+
+
+def assert_all_close(results, expected, dtype, scale=1.0):
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    for result in results:
+        result = result if isinstance(result, tuple) else (result,)
+        assert len(result) == len(expected)
+        for got, want in zip(result, expected):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_allclose(got, want, equal_nan=True, **tolerance(dtype, scale))
+
+
+def random_array(seed, shape, dtype, kind="normal"):
+    rng = np.random.default_rng(seed)
+    if kind == "ties":                      # few distinct values: max pooling ties everywhere
+        return rng.integers(-2, 3, size=shape).astype(dtype)
+    values = rng.standard_normal(shape).astype(dtype)
+    if kind in ("nan", "-inf"):
+        values[rng.random(shape) < 0.2] = np.nan if kind == "nan" else -np.inf
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# drawn configurations
+
+dtypes = st.sampled_from([np.float32, np.float64])
+seeds = st.integers(0, 2**32 - 1)
+odd_launches = st.sampled_from(ODD_LAUNCHES)
+
+
+@dataclass
+class Geometry:
+    n: int
+    c: int
+    h: int
+    w: int
+    kh: int
+    kw: int
+    sy: int
+    sx: int
+    py: int
+    px: int
+    dy: int
+    dx: int
+    oh: int
+    ow: int
+
+
+def _axis(draw, dilated):
+    """(size, kernel, stride, pad, dilation, out) of a convolution axis with >= 1 output."""
+    kernel, stride = draw(st.integers(1, 4)), draw(st.integers(1, 4))  # stride may exceed kernel
+    dilation = draw(st.integers(1, 3)) if dilated else 1
+    pad = draw(st.integers(0, 3))
+    smallest = max(1, dilation * (kernel - 1) + 1 - 2 * pad)
+    size = draw(st.integers(smallest, smallest + 6))
+    out = (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+    return size, kernel, stride, pad, dilation, out
+
+
+@st.composite
+def conv_geometries(draw, max_channels=3):
+    h, kh, sy, py, dy, oh = _axis(draw, dilated=True)
+    w, kw, sx, px, dx, ow = _axis(draw, dilated=True)
+    return Geometry(draw(st.integers(1, 2)), draw(st.integers(1, max_channels)),
+                    h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+
+
+def _pool_axis(draw, ceil_mode):
+    """A pooling axis as PyTorch sizes it: pad <= kernel / 2, optional ceil mode whose last
+    window still starts inside the input or its left padding."""
+    kernel, stride = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    pad = draw(st.integers(0, kernel // 2))
+    size = draw(st.integers(max(1, kernel - 2 * pad), kernel + 6))
+    span = size + 2 * pad - kernel
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return size, kernel, stride, pad, out
+
+
+@st.composite
+def pool_geometries(draw):
+    ceil_mode = draw(st.booleans())
+    h, kh, sy, py, oh = _pool_axis(draw, ceil_mode)
+    w, kw, sx, px, ow = _pool_axis(draw, ceil_mode)
+    return Geometry(draw(st.integers(1, 2)), draw(st.integers(1, 3)),
+                    h, w, kh, kw, sy, sx, py, px, 1, 1, oh, ow)
+
+
+# ---------------------------------------------------------------------------------------------
+# execution: im2col / col2im
+
+@given(g=conv_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches)
+@examples()
+def test_im2col_matches_reference(device, g, dtype, seed, launch):
+    x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
+    args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.dy, g.dx, g.oh, g.ow)
+    results = run_everywhere(device, launch, kcuda.im2col, x, *args)
+    assert_all_close(results, reference.im2col(x, *args), dtype)
+
+
+@given(g=conv_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches)
+@examples()
+def test_col2im_matches_reference(device, g, dtype, seed, launch):
+    col = random_array(seed, (g.n, g.c, g.kh, g.kw, g.oh, g.ow), dtype)
+    args = (g.h, g.w, g.sy, g.sx, g.py, g.px, g.dy, g.dx)
+    results = run_everywhere(device, launch, kcuda.col2im, col, *args)
+    assert_all_close(results, reference.col2im(col, *args), dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# execution: pooling
+
+@given(g=pool_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches,
+       kind=st.sampled_from(["ties", "normal", "nan", "-inf"]))
+@examples(2 * EXAMPLES)
+def test_max_pool2d_forward_matches_reference(device, g, dtype, seed, launch, kind):
+    x = random_array(seed, (g.n, g.c, g.h, g.w), dtype, kind)
+    args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.oh, g.ow)
+    y, argmax = reference.max_pool2d_forward(x, *args)
+    for got_y, got_argmax in run_everywhere(device, launch, kcuda.max_pool2d_forward, x, *args):
+        np.testing.assert_array_equal(got_y, y)                 # a max is exact; NaN == NaN here
+        assert got_argmax.dtype == np.int32
+        np.testing.assert_array_equal(got_argmax, argmax)       # first maximum, first NaN
+
+
+@given(g=pool_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches)
+@examples()
+def test_max_pool2d_backward_matches_reference(device, g, dtype, seed, launch):
+    x = random_array(seed, (g.n, g.c, g.h, g.w), dtype, "ties")
+    _, argmax = reference.max_pool2d_forward(x, g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.oh, g.ow)
+    gy = random_array(seed + 1, (g.n, g.c, g.oh, g.ow), dtype)
+    args = (g.h, g.w, g.kh, g.kw, g.sy, g.sx, g.py, g.px)
+    results = run_everywhere(device, launch, kcuda.max_pool2d_backward, gy, argmax, *args)
+    assert_all_close(results, reference.max_pool2d_backward(gy, argmax, *args), dtype)
+
+
+@given(g=pool_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches,
+       count_include_pad=st.booleans())
+@examples()
+def test_avg_pool2d_forward_matches_reference(device, g, dtype, seed, launch, count_include_pad):
+    x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
+    args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.oh, g.ow, count_include_pad)
+    results = run_everywhere(device, launch, kcuda.avg_pool2d_forward, x, *args)
+    assert_all_close(results, reference.avg_pool2d_forward(x, *args), dtype)
+
+
+@given(g=pool_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches,
+       count_include_pad=st.booleans())
+@examples()
+def test_avg_pool2d_backward_matches_reference(device, g, dtype, seed, launch, count_include_pad):
+    gy = random_array(seed, (g.n, g.c, g.oh, g.ow), dtype)
+    args = (g.h, g.w, g.kh, g.kw, g.sy, g.sx, g.py, g.px, count_include_pad)
+    results = run_everywhere(device, launch, kcuda.avg_pool2d_backward, gy, *args)
+    assert_all_close(results, reference.avg_pool2d_backward(gy, *args), dtype)
+
+
+def test_max_pool2d_keeps_the_first_of_tied_maxima_and_the_first_nan(device):
+    x = np.array([[[[1, 3, 3, 0],
+                    [3, 2, 3, np.nan],
+                    [0, np.nan, 5, np.nan]]]], dtype=np.float32)
+    y, argmax = kcuda.max_pool2d_forward(device.put(x), 3, 2, 1, 2, 0, 0, 1, 2)
+    np.testing.assert_array_equal(device.get(y), [[[[np.nan, np.nan]]]])
+    np.testing.assert_array_equal(device.get(argmax), [[[[9, 7]]]])
+    y, argmax = kcuda.max_pool2d_forward(device.put(x[:, :, :2]), 2, 2, 2, 2, 0, 0, 1, 2)
+    np.testing.assert_array_equal(device.get(y), [[[[3, np.nan]]]])
+    np.testing.assert_array_equal(device.get(argmax), [[[[1, 7]]]])
+
+
+# ---------------------------------------------------------------------------------------------
+# execution: LRN and BatchNorm
+
+@given(n=st.integers(1, 2), c=st.integers(1, 8), hw=st.sampled_from([(1, 1), (2, 3), (4, 4)]),
+       size=st.integers(1, 7), alpha=st.sampled_from([1e-4, 0.01, 0.5]),
+       beta=st.sampled_from([0.5, 0.75, 1.0]), k=st.sampled_from([1.0, 2.0]),
+       dtype=dtypes, seed=seeds, launch=odd_launches)
+@examples()
+def test_lrn_forward_and_backward_match_reference(device, n, c, hw, size, alpha, beta, k, dtype,
+                                                  seed, launch):
+    x = random_array(seed, (n, c, *hw), dtype)
+    gy = random_array(seed + 1, (n, c, *hw), dtype)
+    y, scale = reference.lrn_forward(x, size, alpha, beta, k)
+    assert_all_close(run_everywhere(device, launch, kcuda.lrn_forward, x, size, alpha, beta, k),
+                     (y, scale), dtype)
+    results = run_everywhere(device, launch, kcuda.lrn_backward, x, y, scale, gy, size, alpha, beta)
+    assert_all_close(results, reference.lrn_backward(x, y, scale, gy, size, alpha, beta), dtype)
+
+
+@st.composite
+def batch_norm_cases(draw):
+    shape = (draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 9)))
+    return shape, draw(st.sampled_from([1e-5, 1e-3])), draw(dtypes), draw(seeds)
+
+
+def _batch_norm_arrays(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
+    gamma, beta = rng.standard_normal((2, shape[1])).astype(dtype)
+    return x, gamma, beta
+
+
+@given(case=batch_norm_cases(), launch=odd_launches)
+@examples()
+def test_batch_norm_forward_train_and_eval_match_reference(device, case, launch):
+    shape, eps, dtype, seed = case
+    x, gamma, beta = _batch_norm_arrays(shape, dtype, seed)
+    results = run_everywhere(device, launch, kcuda.batch_norm_forward_train, x, gamma, beta, eps)
+    assert_all_close(results, reference.batch_norm_forward_train(x, gamma, beta, eps), dtype)
+    mean = random_array(seed + 1, shape[1:2], dtype)
+    var = np.abs(random_array(seed + 2, shape[1:2], dtype))
+    results = run_everywhere(device, launch, kcuda.batch_norm_forward_eval, x, gamma, beta, mean,
+                             var, eps)
+    assert_all_close(results, reference.batch_norm_forward_eval(x, gamma, beta, mean, var, eps),
+                     dtype)
+
+
+@given(case=batch_norm_cases(), launch=odd_launches)
+@examples()
+def test_batch_norm_backward_matches_reference(device, case, launch):
+    shape, eps, dtype, seed = case
+    x, gamma, _ = _batch_norm_arrays(shape, dtype, seed)
+    gy = random_array(seed + 1, shape, dtype)
+    _, mean, var = reference.batch_norm_forward_train(x, gamma, gamma, eps)
+    results = run_everywhere(device, launch, kcuda.batch_norm_backward, x, gy, gamma, mean, var, eps)
+    expected = reference.batch_norm_backward(x, gy, gamma, mean, var, eps)
+    # gx cancels m * gy against two sums of m terms: scale the absolute tolerance with m
+    assert_all_close(results, expected, dtype, scale=shape[0] * shape[2])
+
+
+# ---------------------------------------------------------------------------------------------
+# execution: depthwise convolution
+
+@st.composite
+def depthwise_cases(draw):
+    g = draw(conv_geometries())
+    return g, draw(st.integers(1, 3)), draw(dtypes), draw(seeds)
+
+
+@given(case=depthwise_cases(), launch=odd_launches)
+@examples()
+def test_depthwise_conv2d_forward_matches_reference(device, case, launch):
+    g, m, dtype, seed = case
+    x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
+    weight = random_array(seed + 1, (g.c * m, 1, g.kh, g.kw), dtype)
+    args = (g.sy, g.sx, g.py, g.px, g.dy, g.dx, g.oh, g.ow)
+    results = run_everywhere(device, launch, kcuda.depthwise_conv2d_forward, x, weight, *args)
+    assert_all_close(results, reference.depthwise_conv2d_forward(x, weight, *args), dtype)
+
+
+@given(case=depthwise_cases(), launch=odd_launches, name_channels=st.booleans())
+@examples()
+def test_depthwise_conv2d_backward_input_matches_reference(device, case, launch, name_channels):
+    g, m, dtype, seed = case
+    gy = random_array(seed, (g.n, g.c * m, g.oh, g.ow), dtype)
+    weight = random_array(seed + 1, (g.c * m, 1, g.kh, g.kw), dtype)
+    in_channels = g.c if name_channels or m > 1 else None      # None means multiplier 1
+    args = (g.h, g.w, g.sy, g.sx, g.py, g.px, g.dy, g.dx, in_channels)
+    results = run_everywhere(device, launch, kcuda.depthwise_conv2d_backward_input, gy, weight, *args)
+    assert_all_close(results, reference.depthwise_conv2d_backward_input(gy, weight, *args), dtype)
+
+
+@given(case=depthwise_cases(), launch=odd_launches)
+@examples()
+def test_depthwise_conv2d_backward_weight_matches_reference(device, case, launch):
+    g, m, dtype, seed = case
+    x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
+    gy = random_array(seed + 1, (g.n, g.c * m, g.oh, g.ow), dtype)
+    args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.dy, g.dx)
+    results = run_everywhere(device, launch, kcuda.depthwise_conv2d_backward_weight, x, gy, *args)
+    assert_all_close(results, reference.depthwise_conv2d_backward_weight(x, gy, *args), dtype,
+                     scale=g.n * g.oh * g.ow)
+
+
+# ---------------------------------------------------------------------------------------------
+# execution: elementwise kernels (their oracle is a one-line numpy expression)
+
+shapes = st.sampled_from([(1, 1), (2, 3), (2, 6, 1, 1), (3, 4, 2, 5), (1, 12, 3, 3)])
+
+
+@given(shape=shapes, p=st.sampled_from([0.0, 0.3, 0.9]), dtype=dtypes, seed=seeds,
+       launch=odd_launches)
+@examples()
+def test_dropout_apply_is_x_times_mask_times_scale(device, shape, p, dtype, seed, launch):
+    x = random_array(seed, shape, dtype, "nan")
+    mask = np.random.default_rng(seed).random(shape) >= p
+    scale = 1 / (1 - p)
+    results = run_everywhere(device, launch, kcuda.dropout_apply, x, mask, scale)
+    assert_all_close(results, x * mask * dtype(scale), dtype)
+
+
+@given(shape=shapes, dtype=dtypes, seed=seeds, launch=odd_launches, data=st.data())
+@examples()
+def test_channel_shuffle_regroups_channels_and_inverts(device, shape, dtype, seed, launch, data):
+    channels = shape[1]
+    groups = data.draw(st.sampled_from([g for g in range(1, channels + 1) if channels % g == 0]))
+    x = random_array(seed, shape, dtype)
+    expected = x.reshape(shape[0], groups, channels // groups, -1).swapaxes(1, 2).reshape(shape)
+    results = run_everywhere(device, launch, kcuda.channel_shuffle, x, groups)
+    assert_all_close(results, expected, dtype)
+    back = kcuda.channel_shuffle(kcuda.channel_shuffle(device.put(x), groups), channels // groups)
+    np.testing.assert_array_equal(device.get(back), x)
+
+
+@given(shape=shapes, dtype=dtypes, seed=seeds, launch=odd_launches)
+@examples()
+def test_bias_relu_is_max_of_x_plus_bias_and_zero(device, shape, dtype, seed, launch):
+    x = random_array(seed, shape, dtype, "nan")
+    bias = random_array(seed + 1, shape[1:2], dtype)
+    expected = np.maximum(x + bias.reshape(-1, *[1] * (len(shape) - 2)), 0)   # NaN stays NaN
+    results = run_everywhere(device, launch, kcuda.bias_relu, x, bias)
+    assert_all_close(results, expected, dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# the loader's marshalling and errors, and the harness's refusals
+
+def test_loader_passes_sizes_as_int32_and_scalars_in_the_array_dtype():
+    array = np.zeros(3, np.float32)
+    converted = kcuda._kernel_args("op", np.dtype(np.float32), (array, 7, True, 0.5))
+    assert converted[0] is array
+    assert [type(a) for a in converted[1:]] == [np.int32, np.int32, np.float32]
+    assert converted[1:] == (7, 1, 0.5)
+    assert type(kcuda._kernel_args("op", np.dtype(np.float64), (0.5,))[0]) is np.float64
+    with pytest.raises(ValueError, match="im2col: size 2147483648 does not fit"):
+        kcuda._kernel_args("im2col", np.dtype(np.float32), (2**31,))
+
+
+def test_loader_refuses_arrays_of_the_wrong_type_or_shape(device):
+    with pytest.raises(TypeError, match="im2col: expected a float32 or float64 array, got int64"):
+        kcuda.im2col(device.put(np.zeros((1, 1, 2, 2), np.int64)), 1, 1, 1, 1, 0, 0, 1, 1, 2, 2)
+    with pytest.raises(TypeError, match="bias_relu: all arrays must be float32, got one of float64"):
+        kcuda.bias_relu(device.put(np.zeros((1, 2), np.float32)), device.put(np.zeros(2)))
+    x = device.put(np.zeros((2, 3), np.float32))
+    with pytest.raises(TypeError, match="dropout_apply: mask must be a bool array, got float32"):
+        kcuda.dropout_apply(x, x, 2.0)
+    with pytest.raises(ValueError, match=r"dropout_apply: mask has shape \(3,\), x has \(2, 3\)"):
+        kcuda.dropout_apply(x, device.put(np.ones(3, bool)), 2.0)
+
+
+def test_module_imports_without_cupy_and_fails_clearly_when_used():
+    script = ("import sys; sys.modules['cupy'] = None\n"
+              "import numpy as np\n"
+              "from tinycnn.kernels import cuda\n"
+              "try:\n"
+              "    cuda.bias_relu(np.zeros((1, 1), np.float32), np.zeros(1, np.float32))\n"
+              "except RuntimeError as error:\n"
+              "    print('RuntimeError:', error)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "RuntimeError: tinycnn.kernels.cuda needs CuPy" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def relu_kernel():
+    return cuda_harness.load_library().get_function("bias_relu_f32")
+
+
+def _read_only(array):
+    array.flags.writeable = False
+    return array
+
+
+def _relu_args(**changes):
+    args = dict(x=np.zeros((2, 3), np.float32), bias=np.zeros(3, np.float32),
+                y=np.zeros((2, 3), np.float32), n=np.int32(2), c=np.int32(3), l=np.int32(1))
+    args.update(changes)
+    return tuple(args.values())
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(n=2), r"parameter n \(int\) needs a numpy int32 scalar, got int"),
+    (dict(c=np.int64(3)), r"parameter c \(int\) needs a numpy int32 scalar, got int64"),
+    (dict(bias=np.zeros(3)), r"parameter bias \(const float\*\) needs a float32 array, got float64"),
+    (dict(x=np.zeros((2, 6), np.float32)[:, ::2]), r"parameter x .* non-contiguous"),
+    (dict(y=_read_only(np.zeros((2, 3), np.float32))), r"parameter y .* read-only"),
+    (dict(bias=[0.0, 0.0, 0.0]), r"parameter bias .* needs an array, got list"),
+])
+def test_harness_refuses_what_cupy_would_marshal_differently(relu_kernel, changes, message):
+    with pytest.raises(TypeError, match=message):
+        relu_kernel((1,), (32,), _relu_args(**changes))
+
+
+def test_harness_checks_argument_count_and_launch_shape(relu_kernel):
+    with pytest.raises(TypeError, match="takes 6 arguments, got 5"):
+        relu_kernel((1,), (32,), _relu_args()[:5])
+    with pytest.raises(ValueError, match="more than 1024 threads per block"):
+        relu_kernel((1,), (64, 32), _relu_args())
+    x = np.arange(-3, 3, dtype=np.float32).reshape(2, 3)
+    y = np.zeros_like(x)
+    relu_kernel(1, (1, 1, 1), _relu_args(x=x, y=y))        # ints and 3-d shapes, as in CuPy
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+
+
+# ---------------------------------------------------------------------------------------------
+# compile through CuPy's NVRTC path, and ptxas register use
+
+@pytest.fixture(scope="module")
+def nvrtc():
+    """compile(source, arch) -> cubin bytes, with the options a cupy.RawModule of this package
+    would use. CuPy 14.2's compile_using_nvrtc asks the driver for the current device even
+    when `arch` is given (to pick cubin vs PTX); with no driver here, that one query is
+    replaced by its answer for an explicit arch: cubin."""
+    compiler = pytest.importorskip("cupy.cuda.compiler")
+    core = pytest.importorskip("cupy._core.core")
+    options = core.assemble_cupy_compiler_options(kcuda.NVRTC_OPTIONS) + ("-ftz=true",)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compiler, "_get_arch_for_options_for_nvrtc",
+                      lambda arch=None: (f"-arch=sm_{arch}", "cubin"))
+
+        def compile(source, arch):
+            cubin, _ = compiler.compile_using_nvrtc(source, options=options, arch=arch)
+            return cubin
+
+        compile.error = compiler.CompileException
+        yield compile
+
+
+def kernel_names():
+    return cuda_harness.load_library().names()
+
+
+@not_when_sanitizing
+@pytest.mark.parametrize("arch", ARCHS)
+def test_nvrtc_compiles_the_module_to_cubin(nvrtc, arch):
+    cubin = nvrtc(kcuda.program_source(), arch)
+    assert cubin.startswith(b"\x7fELF")
+    for name in kernel_names():
+        assert name.encode() + b"\0" in cubin, f"{name} missing from the sm_{arch} cubin"
+
+
+@not_when_sanitizing
+@pytest.mark.parametrize("source", kcuda.source_files(), ids=lambda path: path.name)
+def test_nvrtc_compiles_each_source_on_its_own(nvrtc, source):
+    assert nvrtc(kcuda.program_source([source]), "80").startswith(b"\x7fELF")
+
+
+@not_when_sanitizing
+def test_nvrtc_path_rejects_what_nvcc_accepts(nvrtc):
+    with pytest.raises(nvrtc.error, match="INFINITY"):
+        nvrtc('extern "C" __global__ void f(float* x) { x[0] = INFINITY; }', "80")
+
+
+@not_when_sanitizing
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+def test_nvcc_reports_no_register_spills(tmp_path):
+    source = tmp_path / "kernels.cu"
+    source.write_text(kcuda.program_source())
+    result = subprocess.run(["nvcc", "-Xptxas", "-v", "-arch=sm_80", "-cubin", "-o",
+                             str(tmp_path / "kernels.cubin"), str(source)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    # "Function properties for NAME\n    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads"
+    spills = dict(re.findall(r"Function properties for (\w+)\s+\d+ bytes stack frame, "
+                             r"(\d+ bytes spill stores, \d+ bytes spill loads)",
+                             result.stdout + result.stderr))
+    assert set(kernel_names()) <= set(spills)     # plus non-inlined helpers such as pow's
+    assert {name: s for name, s in spills.items()
+            if s != "0 bytes spill stores, 0 bytes spill loads"} == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# the same execution tests under AddressSanitizer + UndefinedBehaviorSanitizer
+
+def _sanitizer_env():
+    return {**os.environ, "TINYCNN_SANITIZE": "1", "LD_PRELOAD": cuda_harness.asan_runtime(),
+            "ASAN_OPTIONS": "detect_leaks=0"}
+
+
+@not_when_sanitizing
+def test_execution_tests_pass_under_address_and_undefined_behavior_sanitizers():
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-x", "-p", "no:cacheprovider",
+         "-m", "not gpu"],
+        capture_output=True, text=True, env=_sanitizer_env(), cwd=REPOSITORY)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert "Sanitizer" not in output
+    assert re.search(r"\d+ passed", output)
+
+
+@pytest.mark.skipif(not SANITIZE, reason="only in the sanitizer subprocess")
+def test_the_sanitizer_subprocess_runs_the_sanitized_build():
+    assert cuda_harness.load_library().sanitized
+
+
+@not_when_sanitizing
+def test_sanitizer_build_catches_an_out_of_bounds_write():
+    script = ("import numpy as np, cuda_harness\n"
+              "kernel = cuda_harness.load_library().get_function('bias_relu_f32')\n"
+              "x = np.zeros((2, 3), np.float32)\n"
+              "too_small = np.zeros(3, np.float32)\n"
+              "kernel((1,), (32,), (x, np.zeros(3, np.float32), too_small,\n"
+              "                     np.int32(2), np.int32(3), np.int32(1)))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=_sanitizer_env(), cwd=TESTS)
+    assert result.returncode != 0
+    assert "AddressSanitizer: heap-buffer-overflow" in result.stderr
+    assert "bias_relu" in result.stderr
