@@ -79,7 +79,7 @@ class Conv2d(Function):
         oc, _, kh, kw = weight.shape
         gb = gy.sum(axis=(0, 2, 3)) if self.has_bias else None
         if self.depthwise:
-            gx = kernels.depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dy, dx)
+            gx = kernels.depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dy, dx, in_channels=c)
             gw = kernels.depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dy, dx)
             return gx, gw, gb
         xp = get_array_module(gy)

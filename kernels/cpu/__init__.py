@@ -1,0 +1,21 @@
+"""Numba CPU kernels, one signature per primitive shared with kernels.reference and kernels.cuda.
+
+Call them through the dispatch functions in ``kernels`` (they check the arguments); these
+trust their inputs: C-contiguous float32/float64 arrays, Python ints, consistent shapes.
+Every kernel is compiled once per dtype and cached on disk (``cache=True``); set
+TINYCNN_NUMBA_PARALLEL=0 to compile them serially (see common.py).
+"""
+from .batchnorm import batch_norm_backward, batch_norm_forward_eval, batch_norm_forward_train
+from .conv import col2im, im2col
+from .depthwise import (depthwise_conv2d_backward_input, depthwise_conv2d_backward_weight,
+                        depthwise_conv2d_forward)
+from .lrn import lrn_backward, lrn_forward
+from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
+
+__all__ = [
+    "im2col", "col2im",
+    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+    "lrn_forward", "lrn_backward",
+    "batch_norm_forward_train", "batch_norm_forward_eval", "batch_norm_backward",
+    "depthwise_conv2d_forward", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight",
+]

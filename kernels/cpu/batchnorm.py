@@ -1,0 +1,96 @@
+"""Batch normalisation on x (N, C, L), one channel per task, statistics fused in two passes.
+
+Per-channel sums run over N*L values (65536 for a 64-image batch of 32x32 maps), so they
+accumulate in float64 and are returned in the input dtype; the elementwise passes stay in
+the input dtype.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .common import PARALLEL
+
+
+def batch_norm_forward_train(x, gamma, beta, eps):
+    """-> (y, mean, var) with the batch mean and biased variance over axes (0, 2)."""
+    y = np.empty_like(x)
+    mean = np.empty(x.shape[1], x.dtype)
+    var = np.empty(x.shape[1], x.dtype)
+    _batch_norm_statistics(x, mean, var)
+    _batch_norm_normalize(x, gamma, beta, mean, var, eps, y)
+    return y, mean, var
+
+
+def batch_norm_forward_eval(x, gamma, beta, mean, var, eps):
+    """y = (x - mean) / sqrt(var + eps) * gamma + beta with the given statistics."""
+    y = np.empty_like(x)
+    _batch_norm_normalize(x, gamma, beta, mean, var, eps, y)
+    return y
+
+
+def batch_norm_backward(x, gy, gamma, mean, var, eps):
+    """Training-mode gradient -> (gx, ggamma, gbeta)."""
+    gx = np.empty_like(x)
+    ggamma = np.empty(x.shape[1], x.dtype)
+    gbeta = np.empty(x.shape[1], x.dtype)
+    _batch_norm_backward(x, gy, gamma, mean, var, eps, gx, ggamma, gbeta)
+    return gx, ggamma, gbeta
+
+
+@njit(cache=True, parallel=PARALLEL)
+def _batch_norm_statistics(x, mean, var):
+    n_images, channels, length = x.shape
+    count = n_images * length
+    for c in prange(channels):
+        total = 0.0                                  # float64 accumulators
+        for n in range(n_images):
+            for i in range(length):
+                total += x[n, c, i]
+        mu = total / count
+        squares = 0.0
+        for n in range(n_images):
+            for i in range(length):
+                d = x[n, c, i] - mu
+                squares += d * d
+        mean[c] = mu
+        var[c] = squares / count
+
+
+@njit(cache=True, parallel=PARALLEL)
+def _batch_norm_normalize(x, gamma, beta, mean, var, eps, y):
+    n_images, channels, length = x.shape
+    t = x.dtype.type
+    for c in prange(channels):
+        mu = mean[c]
+        scale = t(gamma[c] / np.sqrt(var[c] + t(eps)))   # gamma / std
+        shift = beta[c]
+        for n in range(n_images):
+            for i in range(length):
+                y[n, c, i] = (x[n, c, i] - mu) * scale + shift
+
+
+@njit(cache=True, parallel=PARALLEL)
+def _batch_norm_backward(x, gy, gamma, mean, var, eps, gx, ggamma, gbeta):
+    n_images, channels, length = x.shape
+    t = x.dtype.type
+    count = n_images * length
+    for c in prange(channels):
+        mu = mean[c]
+        invstd = t(1) / np.sqrt(var[c] + t(eps))
+        sum_gy = 0.0                                 # float64 accumulators
+        sum_gy_centered = 0.0
+        for n in range(n_images):
+            for i in range(length):
+                g = gy[n, c, i]
+                sum_gy += g
+                sum_gy_centered += g * np.float64(x[n, c, i] - mu)
+        gbeta[c] = sum_gy
+        ggamma[c] = sum_gy_centered * invstd         # sum gy * xhat
+        # gx = gamma*invstd/M * (M*gy - gbeta - xhat*ggamma), in the input dtype
+        factor = gamma[c] * invstd / t(count)
+        gb = gbeta[c]
+        gg = ggamma[c]
+        m = t(count)
+        for n in range(n_images):
+            for i in range(length):
+                xhat = (x[n, c, i] - mu) * invstd
+                gx[n, c, i] = factor * (m * gy[n, c, i] - gb - xhat * gg)

@@ -1,0 +1,109 @@
+"""Depthwise convolution (groups == in_channels), direct: no im2col buffer.
+
+x (N, C, H, W), weight (C*M, 1, kh, kw): output channel o reads input channel o // M.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .common import PARALLEL, valid_range
+
+
+def depthwise_conv2d_forward(x, weight, sy, sx, py, px, dy, dx, oh, ow):
+    """-> y (N, C*M, oh, ow)."""
+    y = np.empty((x.shape[0], weight.shape[0], oh, ow), x.dtype)
+    _depthwise_forward(x, weight, sy, sx, py, px, dy, dx, y)
+    return y
+
+
+def depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dy, dx, in_channels=None):
+    """-> gx (N, C, h, w); in_channels=None means C = C*M (multiplier 1)."""
+    c = gy.shape[1] if in_channels is None else in_channels
+    gx = np.empty((gy.shape[0], c, h, w), gy.dtype)
+    _depthwise_backward_input(gy, weight, sy, sx, py, px, dy, dx, gx)
+    return gx
+
+
+def depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dy, dx):
+    """-> gweight (C*M, 1, kh, kw)."""
+    gweight = np.empty((gy.shape[1], 1, kh, kw), x.dtype)
+    _depthwise_backward_weight(x, gy, sy, sx, py, px, dy, dx, gweight)
+    return gweight
+
+
+@njit(cache=True, parallel=PARALLEL)
+def _depthwise_forward(x, weight, sy, sx, py, px, dy, dx, y):
+    n_images, channels, h, w = x.shape
+    out_channels, _, kh, kw = weight.shape
+    oh, ow = y.shape[2:]
+    multiplier = out_channels // channels
+    for plane in prange(n_images * out_channels):     # one (n, o) output plane per task
+        n = plane // out_channels
+        o = plane % out_channels
+        image = x[n, o // multiplier]
+        out = y[n, o]
+        out[:] = 0
+        for i in range(kh):
+            y_lo, y_hi = valid_range(i * dy - py, sy, h, oh)
+            for j in range(kw):
+                x_lo, x_hi = valid_range(j * dx - px, sx, w, ow)
+                shift = j * dx - px
+                tap = weight[o, 0, i, j]
+                for oy in range(y_lo, y_hi):
+                    in_row = image[oy * sy + i * dy - py]
+                    out_row = out[oy]
+                    for ox in range(x_lo, x_hi):
+                        out_row[ox] += tap * in_row[ox * sx + shift]
+
+
+@njit(cache=True, parallel=PARALLEL)
+def _depthwise_backward_input(gy, weight, sy, sx, py, px, dy, dx, gx):
+    # The adjoint of the forward loop. Each task owns one (n, c) input-gradient plane and
+    # adds the M output planes that read it, so there are no races and the order of the
+    # additions is fixed (deterministic); as in col2im, adding in the order gy is stored is
+    # faster than searching, for each pixel, the taps that land on it.
+    n_images, out_channels, oh, ow = gy.shape
+    channels, h, w = gx.shape[1:]
+    kh, kw = weight.shape[2:]
+    multiplier = out_channels // channels
+    for plane in prange(n_images * channels):
+        n = plane // channels
+        c = plane % channels
+        image = gx[n, c]
+        image[:] = 0
+        for o in range(c * multiplier, (c + 1) * multiplier):
+            for i in range(kh):
+                y_lo, y_hi = valid_range(i * dy - py, sy, h, oh)
+                for j in range(kw):
+                    x_lo, x_hi = valid_range(j * dx - px, sx, w, ow)
+                    shift = j * dx - px
+                    tap = weight[o, 0, i, j]
+                    for oy in range(y_lo, y_hi):
+                        in_row = gy[n, o, oy]
+                        out_row = image[oy * sy + i * dy - py]
+                        for ox in range(x_lo, x_hi):
+                            out_row[ox * sx + shift] += tap * in_row[ox]
+
+
+@njit(cache=True, parallel=PARALLEL)
+def _depthwise_backward_weight(x, gy, sy, sx, py, px, dy, dx, gweight):
+    n_images, channels, h, w = x.shape
+    out_channels, oh, ow = gy.shape[1:]
+    kh, kw = gweight.shape[2:]
+    multiplier = out_channels // channels
+    for o in prange(out_channels):                   # one filter per task
+        c = o // multiplier
+        for i in range(kh):
+            y_lo, y_hi = valid_range(i * dy - py, sy, h, oh)
+            for j in range(kw):
+                x_lo, x_hi = valid_range(j * dx - px, sx, w, ow)
+                shift = j * dx - px
+                total = x.dtype.type(0)
+                for n in range(n_images):
+                    for oy in range(y_lo, y_hi):
+                        in_row = x[n, c, oy * sy + i * dy - py]
+                        grad_row = gy[n, o, oy]
+                        row_sum = x.dtype.type(0)    # partial sums per row keep float32 accurate
+                        for ox in range(x_lo, x_hi):
+                            row_sum += grad_row[ox] * in_row[ox * sx + shift]
+                        total += row_sum
+                gweight[o, 0, i, j] = total

@@ -1,0 +1,208 @@
+"""Plain NumPy kernels: the readable oracle every fast kernel is tested against.
+
+Each function has the signature of its dispatch twin in ``kernels/__init__.py`` (see there
+for the argument checks). Arrays are NCHW; the output dtype is the input dtype.
+
+Almost everything here is built from two helpers:
+
+* ``_windows`` cuts every sliding window out of a padded image:
+  (N, C, H, W) -> (N, C, kh, kw, oh, ow), one strided slice per kernel offset (i, j).
+* ``_fold`` is its adjoint: it adds every window cell back onto the image it came from.
+
+    >>> import numpy as np
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> y, argmax = max_pool2d_forward(x, 2, 2, 2, 2, 0, 0, 2, 2)
+    >>> y[0, 0].tolist(), argmax[0, 0].tolist()
+    ([[5.0, 7.0], [13.0, 15.0]], [[5, 7], [13, 15]])
+"""
+import numpy as np
+
+
+def _padded_size(size, k, s, p, d, out):
+    """Length of the padded axis: the image plus `p` in front, long enough for every window."""
+    last_window_end = (out - 1) * s + (k - 1) * d + 1
+    return max(p + size, last_window_end)
+
+
+def _windows(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, fill):
+    """All sliding windows of x (N, C, H, W) -> (N, C, kh, kw, oh, ow); outside cells = fill."""
+    n, c, h, w = x.shape
+    hp = _padded_size(h, kh, sy, py, dy, oh)
+    wp = _padded_size(w, kw, sx, px, dx, ow)
+    padded = np.full((n, c, hp, wp), fill, dtype=x.dtype)
+    padded[:, :, py:py + h, px:px + w] = x
+    out = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(i * dy, i * dy + (oh - 1) * sy + 1, sy)
+            cols = slice(j * dx, j * dx + (ow - 1) * sx + 1, sx)
+            out[:, :, i, j] = padded[:, :, rows, cols]
+    return out
+
+
+def _fold(col, h, w, sy, sx, py, px, dy, dx):
+    """Adjoint of _windows: col (N, C, kh, kw, oh, ow) -> image (N, C, h, w), summing overlaps."""
+    n, c, kh, kw, oh, ow = col.shape
+    hp = _padded_size(h, kh, sy, py, dy, oh)
+    wp = _padded_size(w, kw, sx, px, dx, ow)
+    padded = np.zeros((n, c, hp, wp), dtype=col.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(i * dy, i * dy + (oh - 1) * sy + 1, sy)
+            cols = slice(j * dx, j * dx + (ow - 1) * sx + 1, sx)
+            padded[:, :, rows, cols] += col[:, :, i, j]
+    return padded[:, :, py:py + h, px:px + w]
+
+
+def im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow):
+    """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow), zeros where a window leaves the image."""
+    return _windows(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, fill=0)
+
+
+def col2im(col, h, w, sy, sx, py, px, dy, dx):
+    """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w): the adjoint of im2col."""
+    return np.ascontiguousarray(_fold(col, h, w, sy, sx, py, px, dy, dx))
+
+
+def _window_flat_index(h, w, kh, kw, sy, sx, py, px, oh, ow):
+    """(kh, kw, oh, ow) int array: flat index iy*W + ix of every window cell (may be outside)."""
+    iy = (np.arange(oh) * sy - py)[None, None, :, None] + np.arange(kh)[:, None, None, None]
+    ix = (np.arange(ow) * sx - px)[None, None, None, :] + np.arange(kw)[None, :, None, None]
+    return iy * w + ix
+
+
+def max_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow):
+    """Max over each window -> (y, argmax); argmax = iy*W + ix of the first maximum (int32)."""
+    n, c, h, w = x.shape
+    k = kh * kw
+    values = _windows(x, kh, kw, sy, sx, py, px, 1, 1, oh, ow, fill=-np.inf).reshape(n, c, k, oh, ow)
+    is_real = _windows(np.ones((1, 1, h, w), dtype=bool), kh, kw, sy, sx, py, px, 1, 1, oh, ow,
+                       fill=False).reshape(1, 1, k, oh, ow)
+    y = values.max(axis=2)                              # NaN propagates
+    # the first real cell equal to the max (a NaN max is matched by the first NaN)
+    is_max = np.where(np.isnan(y)[:, :, None], np.isnan(values), values == y[:, :, None])
+    first = np.argmax(is_max & is_real, axis=2)         # (N, C, oh, ow), index into the window
+    flat = _window_flat_index(h, w, kh, kw, sy, sx, py, px, oh, ow).reshape(1, 1, k, oh, ow)
+    argmax = np.take_along_axis(flat, first[:, :, None], axis=2)[:, :, 0]
+    return y, argmax.astype(np.int32)
+
+
+def max_pool2d_backward(gy, argmax, h, w, kh, kw, sy, sx, py, px):
+    """Route each gy to the input pixel that won its window; pixels sum what they receive."""
+    oh, ow = gy.shape[2:]
+    flat = _window_flat_index(h, w, kh, kw, sy, sx, py, px, oh, ow)
+    won = argmax[:, :, None, None] == flat               # (N, C, kh, kw, oh, ow)
+    col = np.where(won, gy[:, :, None, None], 0).astype(gy.dtype)
+    return col2im(col, h, w, sy, sx, py, px, 1, 1)
+
+
+def _pool_counts(size, k, s, p, out, count_include_pad):
+    """Per-axis divisor of average pooling (PyTorch's rule), shape (out,)."""
+    start = np.arange(out) * s - p
+    end = np.minimum(start + k, size + p)
+    with_padding = end - start
+    without_padding = np.minimum(end, size) - np.maximum(start, 0)
+    return with_padding if count_include_pad else without_padding
+
+
+def _pool_divisor(h, w, kh, kw, sy, sx, py, px, oh, ow, count_include_pad, dtype):
+    rows = _pool_counts(h, kh, sy, py, oh, count_include_pad)
+    cols = _pool_counts(w, kw, sx, px, ow, count_include_pad)
+    return (rows[:, None] * cols[None, :]).astype(dtype)   # (oh, ow)
+
+
+def avg_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow, count_include_pad):
+    """Mean over each window; the divisor follows PyTorch (see _pool_counts)."""
+    h, w = x.shape[2:]
+    total = _windows(x, kh, kw, sy, sx, py, px, 1, 1, oh, ow, fill=0).sum(axis=(2, 3))
+    return total / _pool_divisor(h, w, kh, kw, sy, sx, py, px, oh, ow, count_include_pad, x.dtype)
+
+
+def avg_pool2d_backward(gy, h, w, kh, kw, sy, sx, py, px, count_include_pad):
+    """Spread gy / divisor evenly over each window."""
+    n, c, oh, ow = gy.shape
+    share = gy / _pool_divisor(h, w, kh, kw, sy, sx, py, px, oh, ow, count_include_pad, gy.dtype)
+    col = np.broadcast_to(share[:, :, None, None], (n, c, kh, kw, oh, ow))
+    return col2im(col, h, w, sy, sx, py, px, 1, 1)
+
+
+def _channel_window_sum(values, before, after):
+    """out[:, c] = sum of values[:, c'] for c' in [c - before, c + after], clipped to [0, C)."""
+    channels = values.shape[1]
+    out = np.zeros_like(values)
+    for c in range(channels):
+        out[:, c] = values[:, max(c - before, 0):c + after + 1].sum(axis=1)
+    return out
+
+
+def lrn_forward(x, size, alpha, beta, k):
+    """Local response normalisation across channels (AlexNet): y = x * scale**-beta."""
+    scale = k + alpha * _channel_window_sum(x * x, size // 2, (size - 1) // 2)
+    return x * scale ** -beta, scale
+
+
+def lrn_backward(x, y, scale, gy, size, alpha, beta):
+    """Gradient of lrn_forward; channel c feeds the windows of c' in [c - (size-1)//2, c + size//2]."""
+    feedback = _channel_window_sum(gy * y / scale, (size - 1) // 2, size // 2)
+    return gy * scale ** -beta - 2 * alpha * beta * x * feedback
+
+
+def _per_channel(v):
+    """(C,) -> (1, C, 1) so it broadcasts against x (N, C, L)."""
+    return v[None, :, None]
+
+
+def batch_norm_forward_train(x, gamma, beta, eps):
+    """x (N, C, L): normalise with the batch mean and biased variance -> (y, mean, var)."""
+    mean = x.mean(axis=(0, 2))
+    var = x.var(axis=(0, 2))
+    y = batch_norm_forward_eval(x, gamma, beta, mean, var, eps)
+    return y, mean, var
+
+
+def batch_norm_forward_eval(x, gamma, beta, mean, var, eps):
+    """x (N, C, L): normalise with given statistics."""
+    xhat = (x - _per_channel(mean)) / np.sqrt(_per_channel(var) + eps)
+    return xhat * _per_channel(gamma) + _per_channel(beta)
+
+
+def batch_norm_backward(x, gy, gamma, mean, var, eps):
+    """Training-mode gradient (the batch statistics depend on x) -> (gx, ggamma, gbeta)."""
+    m = x.shape[0] * x.shape[2]
+    invstd = 1 / np.sqrt(var + eps)
+    xhat = (x - _per_channel(mean)) * _per_channel(invstd)
+    gbeta = gy.sum(axis=(0, 2))
+    ggamma = (gy * xhat).sum(axis=(0, 2))
+    gx = _per_channel(gamma * invstd / m) * (m * gy - _per_channel(gbeta) - xhat * _per_channel(ggamma))
+    return gx, ggamma, gbeta
+
+
+def _depthwise_windows(x, multiplier, kh, kw, sy, sx, py, px, dy, dx, oh, ow):
+    """Windows of the input channel each output channel reads: (N, C*M, kh, kw, oh, ow)."""
+    repeated = np.repeat(x, multiplier, axis=1)          # output channel o reads input o // M
+    return _windows(repeated, kh, kw, sy, sx, py, px, dy, dx, oh, ow, fill=0)
+
+
+def depthwise_conv2d_forward(x, weight, sy, sx, py, px, dy, dx, oh, ow):
+    """x (N, C, H, W), weight (C*M, 1, kh, kw) -> y (N, C*M, oh, ow)."""
+    kh, kw = weight.shape[2:]
+    multiplier = weight.shape[0] // x.shape[1]
+    col = _depthwise_windows(x, multiplier, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    return np.einsum("noijyx,oij->noyx", col, weight[:, 0])
+
+
+def depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dy, dx, in_channels=None):
+    """gy (N, C*M, oh, ow) -> gx (N, C, h, w); in_channels=None means C = C*M (M = 1)."""
+    n, out_channels = gy.shape[:2]
+    c = out_channels if in_channels is None else in_channels
+    col = gy[:, :, None, None] * weight[None, :, 0, :, :, None, None]  # (N, C*M, kh, kw, oh, ow)
+    gx_repeated = _fold(col, h, w, sy, sx, py, px, dy, dx)            # (N, C*M, h, w)
+    return gx_repeated.reshape(n, c, out_channels // c, h, w).sum(axis=2)
+
+
+def depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dy, dx):
+    """x (N, C, H, W), gy (N, C*M, oh, ow) -> gweight (C*M, 1, kh, kw)."""
+    oh, ow = gy.shape[2:]
+    multiplier = gy.shape[1] // x.shape[1]
+    col = _depthwise_windows(x, multiplier, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    return np.einsum("noijyx,noyx->oij", col, gy)[:, None]

@@ -1,0 +1,603 @@
+"""tinycnn.kernels: the Numba CPU kernels equal the NumPy reference, the reference equals
+PyTorch, and the dispatch functions reject bad arguments before any kernel runs.
+
+Comparisons run in float64 (exact for max pooling, 1e-6 relative otherwise); one test
+checks that float32 stays float32. Output sizes come from `out_size`, the caller's rule.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinycnn import kernels
+
+EXAMPLES = settings(max_examples=25, deadline=None)
+TORCH_EXAMPLES = settings(max_examples=10, deadline=None)
+
+
+def out_size(size, k, s, p, d=1, ceil_mode=False):
+    """Output length of a sliding window, as the engine (and PyTorch) computes it."""
+    steps = size + 2 * p - d * (k - 1) - 1
+    if not ceil_mode:
+        return steps // s + 1
+    out = -(-steps // s) + 1
+    if (out - 1) * s >= size + p:        # the last window must start inside the input or its left padding
+        out -= 1
+    return out
+
+
+@dataclass(frozen=True)
+class Case:
+    """A batch shape and a sliding window."""
+    n: int
+    c: int
+    h: int
+    w: int
+    kh: int
+    kw: int
+    sy: int = 1
+    sx: int = 1
+    py: int = 0
+    px: int = 0
+    dy: int = 1
+    dx: int = 1
+    ceil_mode: bool = False
+
+    @property
+    def oh(self):
+        return out_size(self.h, self.kh, self.sy, self.py, self.dy, self.ceil_mode)
+
+    @property
+    def ow(self):
+        return out_size(self.w, self.kw, self.sx, self.px, self.dx, self.ceil_mode)
+
+    @property
+    def conv(self):                       # sy, sx, py, px, dy, dx
+        return self.sy, self.sx, self.py, self.px, self.dy, self.dx
+
+    @property
+    def pool(self):                       # kh, kw, sy, sx, py, px
+        return self.kh, self.kw, self.sy, self.sx, self.py, self.px
+
+
+@st.composite
+def conv_cases(draw):
+    """Convolution windows: stride below and above the kernel, padding, dilation, odd sizes."""
+    kh, kw, sy, sx = (draw(st.integers(1, 4)) for _ in range(4))
+    py, px = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    dy, dx = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h = draw(st.integers(max(1, dy * (kh - 1) + 1 - 2 * py), 12))   # at least one window fits
+    w = draw(st.integers(max(1, dx * (kw - 1) + 1 - 2 * px), 12))
+    return Case(draw(st.integers(1, 3)), draw(st.integers(1, 4)), h, w, kh, kw, sy, sx, py, px, dy, dx)
+
+
+@st.composite
+def pool_cases(draw, max_pad=lambda k: k - 1):
+    """Pooling windows: padding below the kernel size (so every window holds a pixel), ceil mode."""
+    kh, kw, sy, sx = (draw(st.integers(1, 4)) for _ in range(4))
+    py, px = draw(st.integers(0, max_pad(kh))), draw(st.integers(0, max_pad(kw)))
+    h = draw(st.integers(max(1, kh - 2 * py), 11))
+    w = draw(st.integers(max(1, kw - 2 * px), 11))
+    return Case(draw(st.integers(1, 3)), draw(st.integers(1, 4)), h, w, kh, kw, sy, sx, py, px,
+                ceil_mode=draw(st.booleans()))
+
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def normal(seed, *shape, ties=False):
+    """float64 N(0, 1) values; ties=True draws from {-2, ..., 2} so maxima repeat."""
+    rng = np.random.default_rng(seed)
+    if ties:
+        return rng.integers(-2, 3, size=shape).astype(np.float64)
+    return rng.standard_normal(shape)
+
+
+def run(implementation, kernel, *args, **kwargs):
+    with kernels.use(implementation):
+        return getattr(kernels, kernel)(*args, **kwargs)
+
+
+def as_tuple(result):
+    return result if isinstance(result, tuple) else (result,)
+
+
+def assert_cpu_matches_reference(kernel, *args, exact=False, **kwargs):
+    """Run `kernel` through both implementations; same shapes, dtypes and values."""
+    expected = run("reference", kernel, *args, **kwargs)
+    actual = run("cpu", kernel, *args, **kwargs)
+    assert len(as_tuple(actual)) == len(as_tuple(expected))
+    for got, want in zip(as_tuple(actual), as_tuple(expected)):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        if exact:
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12)
+    return expected
+
+
+# ---------------------------------------------------------------- checks shared by drawn and picked cases
+
+
+def check_im2col(case, seed):
+    x = normal(seed, case.n, case.c, case.h, case.w)
+    assert_cpu_matches_reference("im2col", x, case.kh, case.kw, *case.conv, case.oh, case.ow)
+
+
+def check_col2im(case, seed):
+    col = normal(seed, case.n, case.c, case.kh, case.kw, case.oh, case.ow)
+    assert_cpu_matches_reference("col2im", col, case.h, case.w, *case.conv)
+
+
+def check_max_pool(case, seed, ties=False):
+    x = normal(seed, case.n, case.c, case.h, case.w, ties=ties)
+    _, argmax = assert_cpu_matches_reference("max_pool2d_forward", x, *case.pool, case.oh, case.ow,
+                                             exact=True)
+    gy = normal(seed + 1, case.n, case.c, case.oh, case.ow)
+    assert_cpu_matches_reference("max_pool2d_backward", gy, argmax, case.h, case.w, *case.pool)
+
+
+def check_avg_pool(case, seed, count_include_pad):
+    x = normal(seed, case.n, case.c, case.h, case.w)
+    assert_cpu_matches_reference("avg_pool2d_forward", x, *case.pool, case.oh, case.ow, count_include_pad)
+    gy = normal(seed + 1, case.n, case.c, case.oh, case.ow)
+    assert_cpu_matches_reference("avg_pool2d_backward", gy, case.h, case.w, *case.pool, count_include_pad)
+
+
+def check_depthwise(case, seed, multiplier):
+    x = normal(seed, case.n, case.c, case.h, case.w)
+    weight = normal(seed + 1, case.c * multiplier, 1, case.kh, case.kw)
+    gy = normal(seed + 2, case.n, case.c * multiplier, case.oh, case.ow)
+    assert_cpu_matches_reference("depthwise_conv2d_forward", x, weight, *case.conv, case.oh, case.ow)
+    assert_cpu_matches_reference("depthwise_conv2d_backward_input", gy, weight, case.h, case.w, *case.conv,
+                                 in_channels=case.c)
+    assert_cpu_matches_reference("depthwise_conv2d_backward_weight", x, gy, case.kh, case.kw, *case.conv)
+
+
+def check_lrn(shape, seed, size, alpha, beta, k):
+    x = normal(seed, *shape)
+    y, scale = assert_cpu_matches_reference("lrn_forward", x, size, alpha, beta, k)
+    gy = normal(seed + 1, *shape)
+    assert_cpu_matches_reference("lrn_backward", x, y, scale, gy, size, alpha, beta)
+
+
+def check_batch_norm(shape, seed, eps):
+    x = normal(seed, *shape) * 3 + 1
+    gamma, beta = normal(seed + 1, shape[1]), normal(seed + 2, shape[1])
+    _, mean, var = assert_cpu_matches_reference("batch_norm_forward_train", x, gamma, beta, eps)
+    assert_cpu_matches_reference("batch_norm_forward_eval", x, gamma, beta, mean, var, eps)
+    gy = normal(seed + 3, *shape)
+    assert_cpu_matches_reference("batch_norm_backward", x, gy, gamma, mean, var, eps)
+
+
+# ---------------------------------------------------------------- cpu == reference on drawn configurations
+
+
+@given(case=conv_cases(), seed=seeds)
+@EXAMPLES
+def test_im2col_cpu_matches_reference(case, seed):
+    check_im2col(case, seed)
+
+
+@given(case=conv_cases(), seed=seeds)
+@EXAMPLES
+def test_col2im_cpu_matches_reference(case, seed):
+    check_col2im(case, seed)
+
+
+@pytest.mark.parametrize("implementation", ["reference", "cpu"])
+@given(case=conv_cases(), seed=seeds)
+@EXAMPLES
+def test_col2im_is_the_adjoint_of_im2col(implementation, case, seed):
+    x = normal(seed, case.n, case.c, case.h, case.w)
+    col = normal(seed + 1, case.n, case.c, case.kh, case.kw, case.oh, case.ow)
+    with kernels.use(implementation):
+        left = np.vdot(kernels.im2col(x, case.kh, case.kw, *case.conv, case.oh, case.ow), col)
+        right = np.vdot(x, kernels.col2im(col, case.h, case.w, *case.conv))
+    assert left == pytest.approx(right, rel=1e-12, abs=1e-12)
+
+
+@given(case=pool_cases(), seed=seeds, ties=st.booleans())
+@EXAMPLES
+def test_max_pool_cpu_matches_reference(case, seed, ties):
+    check_max_pool(case, seed, ties)
+
+
+@given(case=pool_cases(), seed=seeds, count_include_pad=st.booleans())
+@EXAMPLES
+def test_avg_pool_cpu_matches_reference(case, seed, count_include_pad):
+    check_avg_pool(case, seed, count_include_pad)
+
+
+@given(case=conv_cases(), seed=seeds, multiplier=st.sampled_from([1, 2]))
+@EXAMPLES
+def test_depthwise_cpu_matches_reference(case, seed, multiplier):
+    check_depthwise(case, seed, multiplier)
+
+
+@given(n=st.integers(1, 3), c=st.integers(1, 9), h=st.integers(1, 5), w=st.integers(1, 5),
+       size=st.integers(1, 6), alpha=st.sampled_from([1e-4, 0.1, 1.0]), beta=st.sampled_from([0.5, 0.75]),
+       k=st.sampled_from([1.0, 2.0]), seed=seeds)
+@EXAMPLES
+def test_lrn_cpu_matches_reference(n, c, h, w, size, alpha, beta, k, seed):
+    check_lrn((n, c, h, w), seed, size, alpha, beta, k)
+
+
+@given(n=st.integers(1, 4), c=st.integers(1, 5), length=st.integers(1, 20),
+       eps=st.sampled_from([1e-5, 1e-3]), seed=seeds)
+@EXAMPLES
+def test_batch_norm_cpu_matches_reference(n, c, length, eps, seed):
+    check_batch_norm((n, c, length), seed, eps)
+
+
+# ---------------------------------------------------------------- borders (also run bounds-checked)
+
+CONV_EDGE_CASES = [
+    Case(1, 1, 1, 1, 1, 1),                                  # a single pixel
+    Case(2, 2, 1, 1, 3, 3, py=2, px=2),                      # windows mostly padding
+    Case(1, 2, 2, 3, 1, 1, 2, 3, 2, 2),                      # 1x1 kernel, padding larger than needed
+    Case(2, 3, 7, 5, 2, 2, 3, 3, 1, 1),                      # stride larger than the kernel
+    Case(1, 2, 5, 4, 3, 3, py=3, px=3, dy=3, dx=2),          # dilation, padding = dilated extent
+    Case(2, 1, 6, 9, 4, 1, 1, 2, 3, 0),                      # asymmetric window
+    Case(1, 3, 9, 9, 3, 3, 2, 2, 1, 1, 2, 2),                # stride and dilation together
+]
+
+POOL_EDGE_CASES = [
+    Case(1, 1, 1, 1, 1, 1),
+    Case(2, 2, 1, 1, 3, 3, py=2, px=2),                      # one real pixel per window
+    Case(2, 2, 6, 6, 3, 3, 2, 2, 1, 1, ceil_mode=True),      # last window hangs past the padding
+    Case(1, 2, 7, 5, 2, 2, 3, 3, ceil_mode=True),            # stride larger than the kernel
+    Case(2, 1, 5, 8, 4, 1, 1, 3, 3, 0, ceil_mode=True),      # asymmetric window, pad = k - 1
+    Case(1, 3, 32, 32, 3, 3, 2, 2, 1, 1),                    # GoogLeNet-style 3x3/2 pool
+]
+
+
+@pytest.mark.parametrize("case", CONV_EDGE_CASES, ids=str)
+def test_conv_edge_cases(case):
+    check_im2col(case, 0)
+    check_col2im(case, 1)
+    check_depthwise(case, 2, multiplier=2)
+
+
+@pytest.mark.parametrize("case", POOL_EDGE_CASES, ids=str)
+def test_pool_edge_cases(case):
+    check_max_pool(case, 0)
+    check_max_pool(case, 1, ties=True)
+    check_avg_pool(case, 2, count_include_pad=True)
+    check_avg_pool(case, 3, count_include_pad=False)
+
+
+@pytest.mark.parametrize("channels, size", [(1, 1), (1, 5), (3, 8), (5, 2), (7, 4), (8, 3)])
+def test_lrn_edge_cases(channels, size):
+    check_lrn((2, channels, 3, 2), 0, size, 0.5, 0.75, 2.0)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 3, 1), (5, 1, 1), (2, 2, 7)])
+def test_batch_norm_edge_cases(shape):
+    check_batch_norm(shape, 0, 1e-5)
+
+
+# ---------------------------------------------------------------- max pooling: ties, padding, NaN
+
+
+@pytest.mark.parametrize("implementation", ["reference", "cpu"])
+def test_max_pool_ties_pick_the_first_pixel_of_the_window(implementation):
+    h, w, k, s, p = 5, 6, 3, 2, 1
+    x = np.full((1, 1, h, w), 7.0)
+    oh, ow = out_size(h, k, s, p), out_size(w, k, s, p)
+    y, argmax = run(implementation, "max_pool2d_forward", x, k, k, s, s, p, p, oh, ow)
+    first_row = np.maximum(np.arange(oh) * s - p, 0)          # the first real pixel in scan order
+    first_col = np.maximum(np.arange(ow) * s - p, 0)
+    np.testing.assert_array_equal(argmax[0, 0], first_row[:, None] * w + first_col[None, :])
+    np.testing.assert_array_equal(y, 7.0)
+
+
+@pytest.mark.parametrize("implementation", ["reference", "cpu"])
+def test_max_pool_never_selects_padding_even_below_minus_infinity(implementation):
+    x = np.full((1, 2, 3, 3), -np.inf)
+    y, argmax = run(implementation, "max_pool2d_forward", x, 2, 2, 2, 2, 1, 1, 2, 2)
+    np.testing.assert_array_equal(y, -np.inf)
+    np.testing.assert_array_equal(argmax[0, 0], [[0, 1], [3, 4]])   # first real pixel of each window
+    assert argmax.dtype == np.int32
+
+
+@pytest.mark.parametrize("implementation", ["reference", "cpu"])
+def test_max_pool_propagates_nan_and_points_at_it(implementation):
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 1] = np.nan
+    x[0, 0, 1, 0] = np.nan
+    y, argmax = run(implementation, "max_pool2d_forward", x, 2, 2, 2, 2, 0, 0, 2, 2)
+    assert np.isnan(y[0, 0, 0, 0]) and argmax[0, 0, 0, 0] == 1     # the first NaN in scan order
+    np.testing.assert_array_equal(y[0, 0].ravel()[1:], [7.0, 13.0, 15.0])
+
+
+@pytest.mark.parametrize("implementation", ["reference", "cpu"])
+def test_max_pool_backward_sums_overlapping_windows(implementation):
+    x = np.zeros((1, 1, 3, 3))
+    x[0, 0, 1, 1] = 1.0                                       # the centre wins all four 2x2 windows
+    y, argmax = run(implementation, "max_pool2d_forward", x, 2, 2, 1, 1, 0, 0, 2, 2)
+    gy = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    gx = run(implementation, "max_pool2d_backward", gy, argmax, 3, 3, 2, 2, 1, 1, 0, 0)
+    expected = np.zeros((1, 1, 3, 3))
+    expected[0, 0, 1, 1] = 10.0
+    np.testing.assert_array_equal(gx, expected)
+
+
+# ---------------------------------------------------------------- dtypes and layouts
+
+
+def example_calls(dtype):
+    """One call of every kernel on a small padded, strided configuration: {name: (args, kwargs)}."""
+    rng = np.random.default_rng(0)
+
+    def data(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    x = data(2, 4, 9, 7)
+    k, s, p = 3, 2, 1
+    oh, ow = out_size(9, k, s, p), out_size(7, k, s, p)
+    window = (k, k, s, s, p, p)
+    conv = (s, s, p, p, 1, 1)
+    gy = data(2, 4, oh, ow)
+    argmax = kernels.reference.max_pool2d_forward(x, *window, oh, ow)[1]
+    weight = data(8, 1, k, k)
+    gy_depthwise = data(2, 8, oh, ow)
+    lrn_y, lrn_scale = kernels.reference.lrn_forward(x, 5, 1e-2, 0.75, 2.0)
+    xb = data(4, 3, 10) * 2 + 1
+    gamma, beta, mean, var = data(3), data(3), data(3), data(3) ** 2 + 0.5
+    return {
+        "im2col": ((x, k, k, *conv, oh, ow), {}),
+        "col2im": ((data(2, 4, k, k, oh, ow), 9, 7, *conv), {}),
+        "max_pool2d_forward": ((x, *window, oh, ow), {}),
+        "max_pool2d_backward": ((gy, argmax, 9, 7, *window), {}),
+        "avg_pool2d_forward": ((x, *window, oh, ow, False), {}),
+        "avg_pool2d_backward": ((gy, 9, 7, *window, True), {}),
+        "lrn_forward": ((x, 5, 1e-2, 0.75, 2.0), {}),
+        "lrn_backward": ((x, lrn_y, lrn_scale, data(*x.shape), 5, 1e-2, 0.75), {}),
+        "batch_norm_forward_train": ((xb, gamma, beta, 1e-5), {}),
+        "batch_norm_forward_eval": ((xb, gamma, beta, mean, var, 1e-5), {}),
+        "batch_norm_backward": ((xb, data(4, 3, 10), gamma, mean, var, 1e-5), {}),
+        "depthwise_conv2d_forward": ((x, weight, *conv, oh, ow), {}),
+        "depthwise_conv2d_backward_input": ((gy_depthwise, weight, 9, 7, *conv), {"in_channels": 4}),
+        "depthwise_conv2d_backward_weight": ((x, gy_depthwise, k, k, *conv), {}),
+    }
+
+
+KERNEL_NAMES = list(example_calls(np.float64))
+
+
+@pytest.mark.parametrize("implementation", ["reference", "cpu"])
+def test_float32_stays_float32_and_close_to_float64(implementation):
+    calls32, calls64 = example_calls(np.float32), example_calls(np.float64)
+    for kernel in KERNEL_NAMES:
+        args, kwargs = calls32[kernel]
+        single = as_tuple(run(implementation, kernel, *args, **kwargs))
+        # the same inputs, widened: float32 results must be float32 and agree to float32 precision
+        wide_args = [a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype == np.float32 else a
+                     for a in args]
+        double = as_tuple(run(implementation, kernel, *wide_args, **kwargs))
+        for got, want in zip(single, double):
+            assert got.dtype == (np.int32 if want.dtype == np.int32 else np.float32), kernel
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=kernel)
+    assert set(KERNEL_NAMES) == set(kernels.cpu.__all__)
+
+
+def test_cpu_accepts_non_contiguous_inputs():
+    for kernel, (args, kwargs) in example_calls(np.float64).items():
+        # same values, but every array is a strided view into a larger buffer
+        views = [np.repeat(a, 2, axis=-1)[..., ::2] if isinstance(a, np.ndarray) else a for a in args]
+        assert any(isinstance(v, np.ndarray) and not v.flags.c_contiguous for v in views)
+        expected = as_tuple(run("reference", kernel, *args, **kwargs))
+        for got, want in zip(as_tuple(run("cpu", kernel, *views, **kwargs)), expected):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12, err_msg=kernel)
+
+
+# ---------------------------------------------------------------- argument checks name the kernel
+
+
+def bad_calls():
+    """(kernel, exception, message fragment, call) for one broken argument at a time."""
+    calls = example_calls(np.float64)
+
+    def swap(kernel, index, value, **kwargs):
+        args, base_kwargs = calls[kernel]
+        args = list(args)
+        args[index] = value
+        return lambda: getattr(kernels, kernel)(*args, **{**base_kwargs, **kwargs})
+
+    x = calls["im2col"][0][0]
+    return [
+        ("im2col", ValueError, "4-D", swap("im2col", 0, x[0])),
+        ("im2col", TypeError, "float32 or float64", swap("im2col", 0, x.astype(np.int64))),
+        ("im2col", TypeError, "NumPy or CuPy array", swap("im2col", 0, x.tolist())),
+        ("im2col", ValueError, "sy must be positive", swap("im2col", 3, 0)),
+        ("im2col", ValueError, "px must be non-negative", swap("im2col", 6, -1)),
+        ("im2col", ValueError, "dy must be positive", swap("im2col", 7, 0)),
+        ("im2col", TypeError, "must be an int", swap("im2col", 1, 3.0)),
+        ("im2col", ValueError, "oh=6 does not fit", swap("im2col", 9, 6)),
+        ("im2col", ValueError, "oh must be positive", swap("im2col", 9, 0)),
+        ("col2im", ValueError, "6-D", swap("col2im", 0, x)),
+        ("col2im", ValueError, "does not fit an input h=3", swap("col2im", 1, 3)),
+        ("max_pool2d_forward", ValueError, "padding 3 must be smaller than the kernel size 3",
+         swap("max_pool2d_forward", 5, 3)),
+        ("max_pool2d_forward", ValueError, "ow=9 does not fit", swap("max_pool2d_forward", 8, 9)),
+        ("max_pool2d_forward", ValueError, "the input h must be positive",
+         swap("max_pool2d_forward", 0, x[:, :, :0])),
+        ("max_pool2d_backward", TypeError, "argmax must be an int32 array",
+         swap("max_pool2d_backward", 1, calls["max_pool2d_backward"][0][1].astype(np.int64))),
+        ("max_pool2d_backward", ValueError, "argmax must have shape",
+         swap("max_pool2d_backward", 1, calls["max_pool2d_backward"][0][1][:1])),
+        ("avg_pool2d_forward", ValueError, "kw must be positive", swap("avg_pool2d_forward", 2, 0)),
+        ("avg_pool2d_backward", ValueError, "does not fit an input h=2", swap("avg_pool2d_backward", 1, 2)),
+        ("lrn_forward", ValueError, "size must be positive", swap("lrn_forward", 1, 0)),
+        ("lrn_forward", TypeError, "alpha must be a real number", swap("lrn_forward", 2, "0.1")),
+        ("lrn_backward", TypeError, "scale has dtype float32",
+         swap("lrn_backward", 2, calls["lrn_backward"][0][2].astype(np.float32))),
+        ("lrn_backward", ValueError, "gy must have shape", swap("lrn_backward", 3, x[:1])),
+        ("batch_norm_forward_train", ValueError, "3-D", swap("batch_norm_forward_train", 0, x)),
+        ("batch_norm_forward_train", ValueError, "gamma must have shape (3,)",
+         swap("batch_norm_forward_train", 1, np.ones(4))),
+        ("batch_norm_forward_train", TypeError, "gamma has dtype float32",
+         swap("batch_norm_forward_train", 1, np.ones(3, np.float32))),
+        ("batch_norm_forward_train", ValueError, "at least one value per channel",
+         swap("batch_norm_forward_train", 0, np.ones((4, 3, 0)))),
+        ("batch_norm_forward_eval", ValueError, "eps must be >= 0", swap("batch_norm_forward_eval", 5, -1.0)),
+        ("batch_norm_backward", ValueError, "gy must have shape",
+         swap("batch_norm_backward", 1, np.ones((4, 3, 9)))),
+        ("depthwise_conv2d_forward", ValueError, "C=4 input channels",
+         swap("depthwise_conv2d_forward", 1, np.ones((6, 1, 3, 3)))),
+        ("depthwise_conv2d_forward", TypeError, "weight has dtype float32",
+         swap("depthwise_conv2d_forward", 1, np.ones((8, 1, 3, 3), np.float32))),
+        ("depthwise_conv2d_forward", ValueError, "dx must be positive",
+         swap("depthwise_conv2d_forward", 7, 0)),
+        ("depthwise_conv2d_backward_input", ValueError, "C=3 input channels",
+         swap("depthwise_conv2d_backward_input", 0, calls["depthwise_conv2d_backward_input"][0][0],
+              in_channels=3)),
+        ("depthwise_conv2d_backward_input", ValueError, "gy has 4 channels, weight has 8 filters",
+         swap("depthwise_conv2d_backward_input", 0, np.ones((2, 4, 5, 4)))),
+        ("depthwise_conv2d_backward_weight", ValueError, "C=4 input channels",
+         swap("depthwise_conv2d_backward_weight", 1, np.ones((2, 6, 5, 4)))),
+        ("depthwise_conv2d_backward_weight", ValueError, "does not fit",
+         swap("depthwise_conv2d_backward_weight", 2, 9)),
+    ]
+
+
+BAD_CALLS = bad_calls()
+
+
+@pytest.mark.parametrize("implementation", ["reference", "cpu"])
+@pytest.mark.parametrize("kernel, error, fragment, call", BAD_CALLS,
+                         ids=[f"{kernel}-{fragment}" for kernel, _, fragment, _ in BAD_CALLS])
+def test_bad_arguments_raise_before_any_kernel_runs(implementation, kernel, error, fragment, call):
+    with kernels.use(implementation):
+        with pytest.raises(error) as info:
+            call()
+    message = str(info.value)
+    assert message.startswith(f"{kernel}: ") and fragment in message, message
+
+
+def test_every_kernel_has_a_bad_argument_test():
+    assert {kernel for kernel, *_ in BAD_CALLS} == set(KERNEL_NAMES)
+
+
+def test_choosing_an_implementation():
+    assert {"reference", "cpu"} <= set(kernels.available())
+    with pytest.raises(ValueError, match="kernels.set_default: expected one of"):
+        kernels.set_default("gpu")
+    x = np.ones((1, 1, 2, 2))
+    with pytest.raises(RuntimeError, match="inside"):
+        with kernels.use("reference"):
+            raise RuntimeError("inside")
+    with kernels.use("cpu"):       # the reference default did not stick after the error
+        assert kernels.im2col(x, 1, 1, 1, 1, 0, 0, 1, 1, 2, 2).shape == (1, 1, 1, 1, 2, 2)
+
+
+# ---------------------------------------------------------------- the reference equals PyTorch
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+def tensor(torch, array, grad=False):
+    return torch.tensor(array, dtype=torch.float64, requires_grad=grad)
+
+
+@given(case=conv_cases(), seed=seeds)
+@TORCH_EXAMPLES
+def test_reference_im2col_col2im_match_torch_unfold_fold(torch, case, seed):
+    F = torch.nn.functional
+    x = normal(seed, case.n, case.c, case.h, case.w)
+    options = dict(kernel_size=(case.kh, case.kw), dilation=(case.dy, case.dx),
+                   padding=(case.py, case.px), stride=(case.sy, case.sx))
+    col = kernels.reference.im2col(x, case.kh, case.kw, *case.conv, case.oh, case.ow)
+    # torch's (N, C*kh*kw, oh*ow) is our (N, C, kh, kw, oh, ow) flattened
+    unfolded = F.unfold(tensor(torch, x), **options).numpy()
+    np.testing.assert_array_equal(col.reshape(unfolded.shape), unfolded)
+    folded = F.fold(tensor(torch, col.reshape(unfolded.shape)), output_size=(case.h, case.w), **options)
+    np.testing.assert_allclose(kernels.reference.col2im(col, case.h, case.w, *case.conv), folded.numpy(),
+                               rtol=1e-12, atol=1e-12)
+
+
+@given(case=pool_cases(max_pad=lambda k: k // 2), seed=seeds, count_include_pad=st.booleans())
+@TORCH_EXAMPLES
+def test_reference_pooling_matches_torch(torch, case, seed, count_include_pad):
+    F = torch.nn.functional
+    x = normal(seed, case.n, case.c, case.h, case.w)
+    gy = normal(seed + 1, case.n, case.c, case.oh, case.ow)
+    options = dict(kernel_size=(case.kh, case.kw), stride=(case.sy, case.sx), padding=(case.py, case.px),
+                   ceil_mode=case.ceil_mode)
+
+    xt = tensor(torch, x, grad=True)
+    yt, indices = F.max_pool2d(xt, return_indices=True, **options)
+    yt.backward(tensor(torch, gy))
+    y, argmax = kernels.reference.max_pool2d_forward(x, *case.pool, case.oh, case.ow)
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_array_equal(argmax, indices.numpy())
+    np.testing.assert_allclose(kernels.reference.max_pool2d_backward(gy, argmax, case.h, case.w, *case.pool),
+                               xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+    xt = tensor(torch, x, grad=True)
+    yt = F.avg_pool2d(xt, count_include_pad=count_include_pad, **options)
+    yt.backward(tensor(torch, gy))
+    y = kernels.reference.avg_pool2d_forward(x, *case.pool, case.oh, case.ow, count_include_pad)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    gx = kernels.reference.avg_pool2d_backward(gy, case.h, case.w, *case.pool, count_include_pad)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@given(c=st.integers(1, 8), size=st.integers(1, 6), seed=seeds)
+@TORCH_EXAMPLES
+def test_reference_lrn_matches_torch(torch, c, size, seed):
+    alpha, beta, k = 0.3, 0.75, 2.0
+    x = normal(seed, 2, c, 3, 4)
+    gy = normal(seed + 1, 2, c, 3, 4)
+    xt = tensor(torch, x, grad=True)
+    # torch divides alpha by size; the AlexNet formula (ours) does not
+    yt = torch.nn.functional.local_response_norm(xt, size, alpha=alpha * size, beta=beta, k=k)
+    yt.backward(tensor(torch, gy))
+    y, scale = kernels.reference.lrn_forward(x, size, alpha, beta, k)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10)
+    gx = kernels.reference.lrn_backward(x, y, scale, gy, size, alpha, beta)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@given(n=st.integers(2, 4), c=st.integers(1, 4), length=st.integers(1, 9), seed=seeds)
+@TORCH_EXAMPLES
+def test_reference_batch_norm_matches_torch(torch, n, c, length, seed):
+    eps = 1e-5
+    x = normal(seed, n, c, length) * 2 + 0.5
+    gamma, beta, gy = normal(seed + 1, c), normal(seed + 2, c), normal(seed + 3, n, c, length)
+    xt, gt, bt = tensor(torch, x, True), tensor(torch, gamma, True), tensor(torch, beta, True)
+    yt = torch.nn.functional.batch_norm(xt, None, None, gt, bt, training=True, eps=eps)
+    yt.backward(tensor(torch, gy))
+    y, mean, var = kernels.reference.batch_norm_forward_train(x, gamma, beta, eps)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(var, x.var(axis=(0, 2)), rtol=1e-12)      # biased variance
+    np.testing.assert_allclose(kernels.reference.batch_norm_forward_eval(x, gamma, beta, mean, var, eps), y,
+                               rtol=1e-12, atol=1e-12)
+    gx, ggamma, gbeta = kernels.reference.batch_norm_backward(x, gy, gamma, mean, var, eps)
+    for ours, theirs in [(gx, xt), (ggamma, gt), (gbeta, bt)]:
+        np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-8, atol=1e-10)
+
+
+@given(case=conv_cases(), seed=seeds, multiplier=st.sampled_from([1, 2]))
+@TORCH_EXAMPLES
+def test_reference_depthwise_matches_torch(torch, case, seed, multiplier):
+    x = normal(seed, case.n, case.c, case.h, case.w)
+    weight = normal(seed + 1, case.c * multiplier, 1, case.kh, case.kw)
+    gy = normal(seed + 2, case.n, case.c * multiplier, case.oh, case.ow)
+    xt, wt = tensor(torch, x, True), tensor(torch, weight, True)
+    yt = torch.nn.functional.conv2d(xt, wt, stride=(case.sy, case.sx), padding=(case.py, case.px),
+                                    dilation=(case.dy, case.dx), groups=case.c)
+    yt.backward(tensor(torch, gy))
+    reference = kernels.reference
+    y = reference.depthwise_conv2d_forward(x, weight, *case.conv, case.oh, case.ow)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    gx = reference.depthwise_conv2d_backward_input(gy, weight, case.h, case.w, *case.conv, in_channels=case.c)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    gw = reference.depthwise_conv2d_backward_weight(x, gy, case.kh, case.kw, *case.conv)
+    np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-10, atol=1e-12)
