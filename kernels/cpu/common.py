@@ -10,7 +10,16 @@ page costs more (about 25 ms on the development machine) than im2col itself.
 """
 import os
 
+import numba
 from numba import njit
+
+# Numba's default threading layer here is OpenMP, whose idle workers spin and then sleep
+# while OpenBLAS's own threads spin after every GEMM: on 2 cores the two pools steal each
+# other's time slices. Measured on the development machine (im2col then 64 GEMMs of a
+# 32-channel 32x32 layer): 172 ms with OpenMP, 26 ms with Numba's own "workqueue" layer,
+# 29 ms single-threaded. So tinycnn asks for workqueue unless the user chose a layer.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 # TINYCNN_NUMBA_PARALLEL=0 compiles every kernel serially (prange becomes range). Numba
 # swallows exceptions raised inside a parallel loop, so the bounds-checked test run

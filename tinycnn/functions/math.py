@@ -229,12 +229,20 @@ class GetItem(Function):
     def backward(self, gy):
         xp = get_array_module(gy)
         gx = xp.zeros(self.shape, dtype=self.dtype)
-        if xp is np:
+        if _is_basic_index(self.index):
+            gx[self.index] = gy             # slices never select an element twice
+        elif xp is np:
             np.add.at(gx, self.index, gy)   # repeated fancy indices accumulate
         else:
             import cupyx
             cupyx.scatter_add(gx, self.index, gy)
         return gx
+
+
+def _is_basic_index(index):
+    """True for ints, slices, None and Ellipsis (NumPy basic indexing: no repeated elements)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
 
 
 class Cast(Function):
