@@ -11,6 +11,7 @@ from .random import manual_seed
 from .gradcheck import gradcheck, GradcheckError
 from .io import save, load
 from .config import set_workspace_limit, get_workspace_limit
-from . import backend, cuda, functions, nn, optim, data
+from . import backend, cuda, functions, nn, optim, data, train, viz
+from .summary import summary
 
 __version__ = "0.1.0"

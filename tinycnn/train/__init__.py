@@ -1,4 +1,4 @@
-"""Training workflow: metrics (and the fit loop and callbacks).
+"""Training workflow: the fit loop, callbacks, checkpoints and metrics.
 
     >>> import numpy as np
     >>> from tinycnn.train import rank_k_accuracy
@@ -6,3 +6,10 @@
     (1.0,)
 """
 from .metrics import rank_k_accuracy, confusion_matrix, classification_report, plot_confusion_matrix
+from .fit import fit, evaluate, predict, History, Trainer
+from .callbacks import Callback, ModelCheckpoint, EarlyStopping, CSVLogger, TrainingMonitor
+from .checkpoint import read_checkpoint
+
+__all__ = ["rank_k_accuracy", "confusion_matrix", "classification_report", "plot_confusion_matrix",
+           "fit", "evaluate", "predict", "History", "Trainer", "Callback", "ModelCheckpoint",
+           "EarlyStopping", "CSVLogger", "TrainingMonitor", "read_checkpoint"]

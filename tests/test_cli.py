@@ -1,0 +1,218 @@
+"""The tinycnn command line and the examples' --help."""
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tinycnn.cli import dataset_name, main, parse_options
+from tinycnn.train import read_checkpoint
+
+REPO = Path(__file__).resolve().parent.parent
+IDX_IMAGES, IDX_LABELS = 2051, 2049
+
+
+def write_idx(path, array, magic):
+    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def fake_mnist(folder, train_count=40, test_count=20):
+    """MNIST's four IDX files with 28x28 images whose bright row block depends on the digit."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", train_count), ("t10k", test_count)):
+        labels = np.arange(count) % 10
+        images = rng.integers(0, 60, size=(count, 28, 28))
+        for image, label in zip(images, labels):
+            image[2 * label + 4:2 * label + 7] += 180
+        write_idx(folder / f"{prefix}-images-idx3-ubyte", images, IDX_IMAGES)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels, IDX_LABELS)
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    fake_mnist(tmp_path / "data" / "mnist")
+    monkeypatch.setenv("TINYCNN_DATA", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def run(args, capsys):
+    """``main(args)`` -> (exit status, stdout, stderr)."""
+    try:
+        code = main(args)
+    except SystemExit as exit:  # argparse's own errors and --help
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def train_command(out, model="minivgg", *extra):
+    return ["train", "--model", model, "--dataset", "mnist", "--epochs", "1", "--batch-size", "20",
+            "--checkpoint-every", "1", "--no-progress", "--out", str(out), *extra]
+
+
+def test_train_writes_the_run_folder_then_evaluate_and_predict_use_the_checkpoint(tmp_path, data_dir, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run(train_command(out, "minivgg", "--augment"), capsys)
+    assert code == 0
+    assert "rank-1:" in stdout and "weighted avg" in stdout
+    for name in ("checkpoints/epoch_1.npz", "checkpoints/best.npz", "checkpoints/last.npz", "monitor.png",
+                 "history.json", "log.csv", "report.txt", "confusion_matrix.png"):
+        assert (out / name).is_file(), name
+    checkpoint = read_checkpoint(out / "checkpoints" / "best.npz")
+    meta = checkpoint["meta"]
+    assert (meta["model"], meta["dataset"], meta["input_shape"]) == ("minivgg", "mnist", [1, 28, 28])
+    assert meta["classes"] == [str(d) for d in range(10)]
+    assert checkpoint["preprocessing"]["mean"].shape == (1,)
+    train_report = (out / "report.txt").read_text()
+
+    # evaluate rebuilds the model from the checkpoint alone: same weights, same test set, same report
+    code, stdout, _ = run(["evaluate", "--checkpoint", str(out / "checkpoints" / "best.npz"),
+                           "--out", str(tmp_path / "eval")], capsys)
+    assert code == 0
+    assert (tmp_path / "eval" / "report.txt").read_text() == train_report
+    assert Image.open(tmp_path / "eval" / "confusion_matrix.png").size[0] > 100
+
+    image_path = tmp_path / "digit.png"
+    Image.fromarray(np.full((28, 28), 200, dtype=np.uint8)).save(image_path)
+    code, stdout, _ = run(["predict", str(image_path), "--checkpoint", str(out / "checkpoints" / "last.npz"),
+                           "--top", "3"], capsys)
+    assert code == 0
+    assert stdout.startswith(f"{image_path}: ") and stdout.count("%") == 3
+
+
+def test_train_resumes_from_its_checkpoint_with_a_new_lr(tmp_path, data_dir, capsys):
+    out = tmp_path / "run"
+    assert run(train_command(out, "lenet", "--lr", "0.02"), capsys)[0] == 0
+    code, _, _ = run(["train", "--resume", str(out / "checkpoints" / "epoch_1.npz"), "--epochs", "2",
+                      "--lr", "0.005", "--no-progress"], capsys)
+    assert code == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history["epoch"] == [1, 2]
+    assert history["lr"] == [0.02, 0.005]
+    assert read_checkpoint(out / "checkpoints" / "last.npz")["epoch"] == 2
+
+    code, _, err = run(["train", "--resume", str(out / "checkpoints" / "epoch_1.npz"), "--model", "minivgg"], capsys)
+    assert_one_line_error(code, err, "--model minivgg differs from the resumed run's 'lenet'")
+
+
+def test_train_on_an_image_folder(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for label, colour in enumerate(("red", "blue")):
+            folder = tmp_path / "shapes" / split / colour
+            folder.mkdir(parents=True)
+            for i in range(6):
+                pixels = rng.integers(0, 60, size=(16, 16, 3)).astype(np.uint8)
+                pixels[..., 0 if colour == "red" else 2] += 180
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    out = tmp_path / "run"
+    code, stdout, _ = run(["train", "--model", "minivgg", "--dataset", "folder", "--data-root", str(tmp_path / "shapes"),
+                           "--epochs", "1", "--batch-size", "4", "--no-progress", "--augment", "--out", str(out)],
+                          capsys)
+    assert code == 0
+    assert "blue" in stdout and "red" in stdout
+    meta = read_checkpoint(out / "checkpoints" / "last.npz")["meta"]
+    assert meta["classes"] == ["blue", "red"] and meta["input_shape"] == [3, 16, 16]
+
+
+def test_ctrl_c_during_train_saves_and_prints_the_resume_command(tmp_path, data_dir, capsys, monkeypatch):
+    from tinycnn.train import CSVLogger
+
+    sent = []
+
+    def send_ctrl_c(self, batch, logs):  # once, after the first batch
+        if not sent:
+            sent.append(batch)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(CSVLogger, "on_batch_end", send_ctrl_c)
+    out = tmp_path / "run"
+    code, stdout, _ = run(train_command(out, "lenet"), capsys)
+    interrupted = out / "checkpoints" / "interrupted.npz"
+    assert code == 130
+    assert interrupted.is_file() and not (out / "report.txt").exists()
+    assert f"Resume with: tinycnn train --resume {interrupted}" in stdout
+
+    code, _, _ = run(["train", "--resume", str(interrupted), "--no-progress"], capsys)
+    assert code == 0
+    assert (out / "report.txt").is_file()
+    assert read_checkpoint(out / "checkpoints" / "last.npz")["epoch"] == 1
+
+
+def test_bad_arguments_give_one_line_and_status_2(tmp_path, data_dir, capsys):
+    code, _, err = run(["train", "--model", "nosuchnet", "--dataset", "mnist"], capsys)
+    assert_one_line_error(code, err, "unknown model 'nosuchnet'")
+    code, _, err = run(["train", "--model", "minivgg", "--dataset", "imagenet22k"], capsys)
+    assert_one_line_error(code, err, "unknown dataset 'imagenet22k'", "fashion-mnist")
+    code, _, err = run(["train", "--model", "resnet20", "--dataset", "mnist", "--out", str(tmp_path / "r")], capsys)
+    assert_one_line_error(code, err, "model 'resnet20' takes 3x32x32 images, the dataset has 1x28x28")
+    missing = str(tmp_path / "missing.npz")
+    code, _, err = run(["evaluate", "--checkpoint", missing], capsys)
+    assert_one_line_error(code, err, missing, "does not exist")
+    code, _, err = run(["predict", "x.png", "--checkpoint", missing], capsys)
+    assert_one_line_error(code, err, "does not exist")
+    code, _, err = run(["train", "--resume", missing], capsys)
+    assert_one_line_error(code, err, "does not exist")
+    code, _, err = run(["train", "--schedule", "piecewise", "--dataset", "mnist"], capsys)
+    assert_one_line_error(code, err, "--schedule piecewise needs --boundaries and --values")
+
+
+def test_missing_dataset_says_where_it_looked(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TINYCNN_DATA", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    code, _, err = run(["train", "--dataset", "cifar10", "--no-progress"], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "CIFAR-10: no data found" in err and str(tmp_path / "cifar10") in err
+
+
+def test_dataset_names_and_options():
+    assert dataset_name("fashion_mnist") == dataset_name("Fashion-MNIST") == "fashion-mnist"
+    assert dataset_name("tinyimagenet") == "tiny-imagenet"
+    assert parse_options(["dropout=0.3", "widths=(32, 64)", "act=elu"]) == \
+        {"dropout": 0.3, "widths": (32, 64), "act": "elu"}
+
+
+def test_datasets_lists_the_search_folders(data_dir, capsys):
+    code, out, _ = run(["datasets"], capsys)
+    assert code == 0
+    mnist_line = next(line for line in out.splitlines() if line.startswith("mnist "))
+    assert f"found: {data_dir / 'mnist'}" in mnist_line
+    assert "cifar10 (CIFAR-10)" in out
+
+
+def test_summary_prints_the_layer_table(capsys):
+    code, out, _ = run(["summary", "minivgg", "--input-shape", "3", "32", "32", "--num-classes", "10"], capsys)
+    assert code == 0
+    assert "2,171,178" in out  # the seeds' Keras count for MiniVGG on CIFAR-10
+    code, _, err = run(["summary", "nosuchnet"], capsys)
+    assert_one_line_error(code, err, "unknown model 'nosuchnet'")
+
+
+def example_scripts():
+    return sorted((REPO / "examples").glob("*.py"))
+
+
+def test_every_example_and_the_module_answer_help():
+    commands = [[sys.executable, str(path), "--help"] for path in example_scripts()]
+    commands.append([sys.executable, "-m", "tinycnn", "--help"])
+    assert len(commands) >= 6
+    for command in commands:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert result.returncode == 0, (command, result.stderr)
+        assert "usage:" in result.stdout
