@@ -34,10 +34,11 @@ DATASET_NAMES = ("mnist", "fashion-mnist", "cifar10", "cifar100", "tiny-imagenet
 SCHEDULES = ("none", "step", "poly", "cosine", "piecewise")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
-# what `tinycnn train` uses for an option not given (and not in the checkpoint it resumes)
+# what `tinycnn train` uses for an option not given (and not in the checkpoint it resumes);
+# one epoch of MiniVGG on Fashion-MNIST takes about 5 minutes on 2 cores (the README's main job)
 TRAIN_DEFAULTS = {
     "model": "minivgg", "model_options": {}, "dataset": "fashion-mnist", "data_root": None,
-    "epochs": 3, "batch_size": 64, "lr": 0.01, "optimizer": "sgd", "momentum": 0.9, "nesterov": False,
+    "epochs": 1, "batch_size": 64, "lr": 0.01, "optimizer": "sgd", "momentum": 0.9, "nesterov": False,
     "weight_decay": 0.0, "schedule": "none", "step_size": 10, "gamma": 0.5, "power": 1.0,
     "boundaries": None, "values": None, "augment": False, "limit": None, "seed": 0,
     "checkpoint_every": 5, "device": "cpu", "out": None, "progress": True,
