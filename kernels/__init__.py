@@ -33,6 +33,9 @@ else:
 
 _CHOICES = ("reference", "cpu", "auto")
 _default = "auto"
+# Elementwise primitives without a Numba twin: NumPy already streams them at memory speed,
+# so the "cpu" choice runs their reference version.
+_NUMPY_ON_CPU = frozenset({"dropout_apply", "channel_shuffle", "bias_relu"})
 
 
 def available():
@@ -81,7 +84,7 @@ def _run(kernel, *args, **kwargs):
     if _is_cupy(args[0]):
         from . import cuda
         return getattr(cuda, kernel)(*args, **kwargs)
-    if _default == "reference" or cpu is None:
+    if _default == "reference" or cpu is None or kernel in _NUMPY_ON_CPU:
         return getattr(reference, kernel)(*args, **kwargs)
     # Numba kernels index raw memory: hand them C-contiguous arrays
     args = [np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in args]
@@ -91,11 +94,15 @@ def _run(kernel, *args, **kwargs):
 # ---------------------------------------------------------------- argument checks
 
 
-def _check_array(kernel, name, array, ndim, layout):
+def _check_float(kernel, name, array):
     if not (isinstance(array, np.ndarray) or _is_cupy(array)):
         raise TypeError(f"{kernel}: {name} must be a NumPy or CuPy array, got {type(array).__name__}")
     if array.dtype not in (np.float32, np.float64):
         raise TypeError(f"{kernel}: {name} must be float32 or float64, got {array.dtype}")
+
+
+def _check_array(kernel, name, array, ndim, layout):
+    _check_float(kernel, name, array)
     if array.ndim != ndim:
         raise ValueError(f"{kernel}: {name} must be {ndim}-D {layout}, got shape {array.shape}")
 
@@ -385,3 +392,45 @@ def depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dy, dx):
     _check_conv_out(name, "h", x.shape[2], gy.shape[2], kh, sy, py, dy)
     _check_conv_out(name, "w", x.shape[3], gy.shape[3], kw, sx, px, dx)
     return _run(name, x, gy, kh, kw, sy, sx, py, px, dy, dx)
+
+
+# ---------------------------------------------------------------- elementwise
+
+
+def _check_channels_first(kernel, x):
+    """x (N, C, ...): a float array of at least 2 dimensions."""
+    _check_float(kernel, "x", x)
+    if x.ndim < 2:
+        raise ValueError(f"{kernel}: x must be at least 2-D (N, C, ...), got shape {x.shape}")
+
+
+def dropout_apply(x, mask, scale):
+    """y = x * mask * scale with mask a bool array of x's shape (inverted dropout: scale = 1 / (1 - p))."""
+    name = "dropout_apply"
+    _check_float(name, "x", x)
+    if not (isinstance(mask, np.ndarray) or _is_cupy(mask)) or mask.dtype != np.bool_:
+        got = getattr(mask, "dtype", type(mask).__name__)
+        raise TypeError(f"{name}: mask must be a bool array, got {got}")
+    _check_shape(name, "mask", mask, x.shape)
+    return _run(name, x, mask, _real(name, "scale", scale, minimum=0))
+
+
+def channel_shuffle(x, groups):
+    """x (N, C, ...) -> the same shape with channel j*groups + g taken from channel g*(C/groups) + j
+    (ShuffleNet's shuffle; channel_shuffle(y, C // groups) undoes it)."""
+    name = "channel_shuffle"
+    _check_channels_first(name, x)
+    (groups,) = _ints(name, 1, groups=groups)
+    if x.shape[1] % groups:
+        raise ValueError(f"{name}: groups ({groups}) must divide the {x.shape[1]} channels")
+    return _run(name, x, groups)
+
+
+def bias_relu(x, bias):
+    """x (N, C, ...), bias (C,) -> max(x + bias[c], 0) in one pass; NaN stays NaN."""
+    name = "bias_relu"
+    _check_channels_first(name, x)
+    _check_array(name, "bias", bias, 1, "(C,)")
+    _check_shape(name, "bias", bias, (x.shape[1],))
+    _check_same_dtype(name, x=x, bias=bias)
+    return _run(name, x, bias)

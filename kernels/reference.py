@@ -206,3 +206,18 @@ def depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dy, dx):
     multiplier = gy.shape[1] // x.shape[1]
     col = _depthwise_windows(x, multiplier, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
     return np.einsum("noijyx,noyx->oij", col, gy)[:, None]
+
+
+def dropout_apply(x, mask, scale):
+    """y = x * mask * scale, mask a bool array of x's shape (scale is usually 1 / (1 - p))."""
+    return x * mask * x.dtype.type(scale)
+
+
+def channel_shuffle(x, groups):
+    """x (N, C, ...): channels seen as (groups, C/groups) are transposed to (C/groups, groups)."""
+    return x.reshape(x.shape[0], groups, x.shape[1] // groups, -1).swapaxes(1, 2).reshape(x.shape)
+
+
+def bias_relu(x, bias):
+    """x (N, C, ...), bias (C,) -> max(x + bias[c], 0); NaN stays NaN."""
+    return np.maximum(x + bias.reshape(-1, *[1] * (x.ndim - 2)), 0)

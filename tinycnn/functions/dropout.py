@@ -4,6 +4,7 @@
     >>> F.dropout(tinycnn.Tensor(np.ones(4)), p=0.5, training=False)
     tensor([1., 1., 1., 1.])
 """
+from .. import kernels
 from ..backend import get_array_module
 from ..random import get_rng
 from ..tensor import Function
@@ -16,12 +17,11 @@ class Dropout(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
-        keep = get_rng(xp).random(x.shape) >= self.p
-        self.mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
-        return x * self.mask
+        self.keep = get_rng(xp).random(x.shape) >= self.p      # bool mask, True with probability 1 - p
+        return kernels.dropout_apply(x, self.keep, 1.0 / (1.0 - self.p))
 
     def backward(self, gy):
-        return gy * self.mask
+        return kernels.dropout_apply(gy, self.keep, 1.0 / (1.0 - self.p))
 
 
 def dropout(x, p=0.5, training=True):
