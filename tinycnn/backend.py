@@ -24,14 +24,23 @@ def is_cupy_array(array):
     return type(array).__module__.split(".")[0] == "cupy"
 
 
+def unwrap(value):
+    """The raw array behind a Tensor; arrays (NumPy or CuPy) and other values pass through.
+
+    Not ``getattr(value, "data", value)``: a CuPy array's ``.data`` is its memory pointer.
+    """
+    if isinstance(value, np.ndarray) or is_cupy_array(value):
+        return value
+    return getattr(value, "data", value)
+
+
 def get_array_module(*arrays):
     """Return ``cupy`` if any argument is a CuPy array, else ``numpy``.
 
     Tensors are unwrapped through their ``.data`` attribute.
     """
     for array in arrays:
-        array = getattr(array, "data", array)
-        if is_cupy_array(array):
+        if is_cupy_array(unwrap(array)):
             import cupy as cp
             return cp
     return np
@@ -39,7 +48,7 @@ def get_array_module(*arrays):
 
 def device_of(array):
     """"cuda" for a CuPy array, "cpu" otherwise."""
-    return "cuda" if is_cupy_array(getattr(array, "data", array)) else "cpu"
+    return "cuda" if is_cupy_array(unwrap(array)) else "cpu"
 
 
 def normalize_device(device):

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .backend import to_device
+from .backend import to_device, unwrap
 from .tensor import Tensor, enable_grad, no_grad
 
 TILE_PIXELS = 48  # small tiles are enlarged by a whole factor to about this size
@@ -106,7 +106,7 @@ def saliency_map(model, image, label, path=None):
 
 # ----- helpers ---------------------------------------------------------------------
 def _numpy(value):
-    return np.asarray(to_device(getattr(value, "data", value), "cpu"), dtype=np.float64)
+    return np.asarray(to_device(unwrap(value), "cpu"), dtype=np.float64)
 
 
 def _to_unit(array):
@@ -127,7 +127,7 @@ def _first_conv_weight(model):
 
 def _batch_of_one(image, model, caller):
     """A float32 (1, C, H, W) array on the model's device."""
-    array = getattr(image, "data", image)
+    array = unwrap(image)
     array = np.asarray(to_device(array, "cpu"), dtype=np.float32)
     if array.ndim == 3:
         array = array[None]

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import functions as F
-from ..backend import device_of, to_device
+from ..backend import device_of, to_device, unwrap
 from ..io import save
 from ..tensor import Tensor, no_grad
 from .checkpoint import (capture_rng, restore_rng, restore_loader, read_checkpoint, to_savable,
@@ -385,7 +385,7 @@ def _inference(model, loader):
 
 
 def _on_device(array, device):
-    array = getattr(array, "data", array)
+    array = unwrap(array)
     return array if device_of(array) == device else to_device(array, device)
 
 

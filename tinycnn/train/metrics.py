@@ -24,7 +24,7 @@ Labels may be class indices ``(N,)`` or rows of scores / one-hot vectors
 """
 import numpy as np
 
-from ..backend import to_device
+from ..backend import to_device, unwrap
 
 _HEADERS = ("precision", "recall", "f1-score", "support")
 
@@ -168,7 +168,7 @@ def plot_confusion_matrix(cm, class_names=None, path="confusion_matrix.png", tit
 # ----- helpers ---------------------------------------------------------------------
 def _numpy(values):
     """A NumPy array from a NumPy/CuPy array, a Tensor or a list."""
-    return np.asarray(to_device(getattr(values, "data", values), "cpu"))
+    return np.asarray(to_device(unwrap(values), "cpu"))
 
 
 def _class_indices(values, name, caller, num_classes=None):
