@@ -1,0 +1,30 @@
+"""Numba's threading layer against OpenBLAS's threads: im2col, then one GEMM per image.
+
+    NUMBA_THREADING_LAYER=omp python -m bench.threads
+    python -m bench.threads                      # tinycnn's choice, workqueue
+"""
+import numba
+import numpy as np
+
+from tinycnn import kernels
+
+from . import common
+
+
+def main():
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 32, 32, 32), dtype=np.float32)
+    weight = rng.random((32, 288), dtype=np.float32)
+
+    def layer():
+        col = kernels.im2col(x, 3, 3, 1, 1, 1, 1, 1, 1, 32, 32).reshape(64, 288, 1024)
+        for image in col:
+            weight @ image
+
+    seconds = common.median_time(layer, steps=10, warmup=2)
+    print(f"threading layer {numba.threading_layer()}, {numba.get_num_threads()} threads: "
+          f"im2col + 64 GEMMs (32 channels, 32x32, 3x3) {seconds * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
