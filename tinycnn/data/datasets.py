@@ -78,8 +78,9 @@ class _OfficialDataset(ArrayDataset):
 
     @classmethod
     def download_files(cls):
-        """``(file name, md5, urls)`` for each file that ``download=True`` fetches."""
-        raise NotImplementedError
+        """``(file name, md5, urls)`` for each file that ``download=True`` fetches: by default
+        the one archive ``cls.archive`` with checksum ``cls.md5`` from ``cls.url``."""
+        return [(cls.archive, cls.md5, [cls.url])]
 
     @classmethod
     def _resolve(cls, root, download):
@@ -139,10 +140,6 @@ class _CIFAR(_OfficialDataset):
     archive = folder = meta_file = md5 = ""
     train_files = test_files = ()
     label_names = {}  # label array -> its class-name list, both named as in the pickles
-
-    @classmethod
-    def download_files(cls):
-        return [(cls.archive, cls.md5, [cls.url])]
 
     @classmethod
     def find(cls, directory):
@@ -324,10 +321,6 @@ class TinyImageNet(_OfficialDataset):
     md5 = "90528d7ca1a48142e341f4ef8d21d0de"  # not published by Stanford; the checksum in common use
     expected = "tiny-imagenet-200.zip (or its extracted folder tiny-imagenet-200)"
     splits = ("train", "val", "test")
-
-    @classmethod
-    def download_files(cls):
-        return [(cls.archive, cls.md5, [cls.url])]
 
     @classmethod
     def find(cls, directory):
