@@ -1,0 +1,56 @@
+"""The column buffer stays under the workspace limit, and float32 networks stay float32."""
+import tracemalloc
+
+import numpy as np
+
+import tinycnn
+import tinycnn.functions as F
+from tinycnn import models
+from tinycnn.tensor import Function
+
+
+def test_vgg16_first_block_convolution_stays_within_workspace_plus_output():
+    """block1_conv2 of VGG-16 at 224x224, batch 32: the whole-batch im2col would take 3.7 GB."""
+    limit = 256 * 2**20
+    rng = np.random.default_rng(0)
+    x = tinycnn.Tensor(rng.random((32, 64, 224, 224), dtype=np.float32))
+    weight = tinycnn.Tensor(rng.random((64, 64, 3, 3), dtype=np.float32))
+    output_bytes = x.data.nbytes                       # same shape as the input
+    whole_batch_columns = 32 * 64 * 9 * 224 * 224 * 4
+    assert whole_batch_columns > 10 * limit
+    previous = tinycnn.get_workspace_limit()
+    tinycnn.set_workspace_limit(limit)
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        with tinycnn.no_grad():
+            y = F.conv2d(x, weight, padding=1)
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()
+        tinycnn.set_workspace_limit(previous)
+    assert y.shape == (32, 64, 224, 224)
+    assert peak <= limit + output_bytes, f"peak extra memory {peak / 2**20:.0f} MiB"
+
+
+def test_a_float32_training_step_computes_nothing_in_float64(monkeypatch):
+    seen = set()
+    original_call = Function.__call__
+
+    def recording_call(self, *inputs):
+        outputs = original_call(self, *inputs)
+        for output in outputs if isinstance(outputs, tuple) else (outputs,):
+            seen.add((type(self).__name__, output.dtype))
+        return outputs
+
+    monkeypatch.setattr(Function, "__call__", recording_call)
+    tinycnn.manual_seed(0)
+    model = models.get("minigooglenet", num_classes=10)
+    optimizer = tinycnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = tinycnn.Tensor(np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32))
+    loss = F.softmax_cross_entropy(model(x), np.array([1, 2]))
+    loss.backward()
+    optimizer.step()
+    assert {dtype for _, dtype in seen} == {np.dtype(np.float32)}, sorted(seen, key=str)
+    assert all(p.grad.dtype == np.float32 and p.dtype == np.float32 for p in model.parameters())
+    assert all(b.dtype == np.float32 for b in model.buffers())
