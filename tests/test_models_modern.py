@@ -176,7 +176,7 @@ def test_densenet_bc_100_matches_the_paper():
     assert net.classifier.in_features == 342   # 24 + 48*12 grown, halved twice at the transitions
 
 
-@pytest.mark.parametrize("depth, millions", zip(CIFAR_DEPTHS, (0.27, 0.46, 0.66, 0.85, 1.7)))
+@pytest.mark.parametrize("depth, millions", list(zip(CIFAR_DEPTHS, (0.27, 0.46, 0.66, 0.85, 1.7))))
 def test_cifar_resnet_parameters_match_table_6_and_equal_the_plain_net(depth, millions):
     resnet, plain = built(f"resnet{depth}"), built(f"plain{depth}")
     count = count_parameters(resnet)
