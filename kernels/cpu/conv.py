@@ -1,74 +1,109 @@
-"""im2col / col2im for convolution as one GEMM (NCHW)."""
+"""im2col / col2im for convolution as one GEMM (NCHW).
+
+Both kernels work one (n, c) image plane at a time through a small zero-padded copy of the
+plane: every row of a window then lies inside the copy, so there are no border cases, and
+each row of the column matrix is one short copy (or add) that LLVM vectorizes. Indices into
+the flat arrays are cast to unsigned (``uintp``): Numba then drops its negative-index
+wraparound test, which otherwise keeps these short loops scalar. On the development machine
+this fills a 4.7 MB column buffer (32 channels, 32x32) in 0.11 ms, as fast as NumPy copies
+it, against 0.55 ms for an earlier version that clipped windows with 2-D slices.
+
+They run on one thread. Convolution calls them on cache-sized chunks of the batch between
+OpenBLAS's multi-threaded GEMMs, and there a parallel launch cost more than it saved:
+Numba's workqueue pool takes about 0.1 ms to start, and its workers compete for the two
+cores with OpenBLAS's threads, which spin for a while after every GEMM.
+"""
 import numpy as np
-from numba import njit, prange
-
-from .common import PARALLEL, valid_range
+from numba import njit, uintp
 
 
-def im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow):
-    """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow); col[n,c,i,j,y,x] = x[n,c,y*sy-py+i*dy, x*sx-px+j*dx]."""
-    col = np.empty(x.shape[:2] + (kh, kw, oh, ow), x.dtype)
+def im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
+    """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow); col[n,c,i,j,y,x] = x[n,c,y*sy-py+i*dy, x*sx-px+j*dx].
+    ``out``, if given, is the (C-contiguous) array to fill."""
+    col = np.empty(x.shape[:2] + (kh, kw, oh, ow), x.dtype) if out is None else out
     _im2col(x, sy, sx, py, px, dy, dx, col)
     return col
 
 
-@njit(cache=True, parallel=PARALLEL)
-def _im2col(x, sy, sx, py, px, dy, dx, col):
-    n_images, channels, h, w = x.shape
-    kh, kw, oh, ow = col.shape[2:]
-    for plane in prange(n_images * channels):          # one (n, c) image plane per task
-        n = plane // channels
-        c = plane % channels
-        for i in range(kh):
-            y_lo, y_hi = valid_range(i * dy - py, sy, h, oh)
-            for j in range(kw):
-                x_lo, x_hi = valid_range(j * dx - px, sx, w, ow)
-                out = col[n, c, i, j]                   # (oh, ow), contiguous
-                # zero the border where the window hangs over the padding ...
-                out[:y_lo] = 0
-                out[y_hi:] = 0
-                out[y_lo:y_hi, :x_lo] = 0
-                out[y_lo:y_hi, x_hi:] = 0
-                # ... and copy the rest as one strided block of the image
-                if y_lo < y_hi and x_lo < x_hi:
-                    iy = y_lo * sy + i * dy - py
-                    ix = x_lo * sx + j * dx - px
-                    rows = slice(iy, iy + (y_hi - y_lo - 1) * sy + 1, sy)
-                    cols = slice(ix, ix + (x_hi - x_lo - 1) * sx + 1, sx)
-                    out[y_lo:y_hi, x_lo:x_hi] = x[n, c, rows, cols]
-
-
-def col2im(col, h, w, sy, sx, py, px, dy, dx):
-    """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w), the adjoint of im2col."""
-    x = np.empty(col.shape[:2] + (h, w), col.dtype)
+def col2im(col, h, w, sy, sx, py, px, dy, dx, out=None):
+    """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w), the adjoint of im2col. ``out``, if given,
+    is the (C-contiguous) array to fill."""
+    x = np.empty(col.shape[:2] + (h, w), col.dtype) if out is None else out
     _col2im(col, sy, sx, py, px, dy, dx, x)
     return x
 
 
-@njit(cache=True, parallel=PARALLEL)
+@njit(cache=True)
+def _padded_width_height(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow):
+    """Size of a plane holding the image at offset (py, px) and every window cell."""
+    hp = max(py + h, (oh - 1) * sy + (kh - 1) * dy + 1)
+    wp = max(px + w, (ow - 1) * sx + (kw - 1) * dx + 1)
+    return hp, wp
+
+
+@njit(cache=True)
+def _copy_rows(padded, wp, col, start, kh, kw, oh, ow, sy, sx, dy, dx):
+    """col[start:] = rows (i, j, y) of one plane's windows: padded row y*sy + i*dy, from
+    column j*dx on, every sx-th entry. Stride 1 has a loop of its own: with a unit step
+    LLVM vectorizes it."""
+    k = start
+    for i in range(kh):
+        for j in range(kw):
+            for y in range(oh):
+                base = (y * sy + i * dy) * wp + j * dx
+                if sx == 1:
+                    for o in range(ow):
+                        col[uintp(k + o)] = padded[uintp(base + o)]
+                else:
+                    for o in range(ow):
+                        col[uintp(k + o)] = padded[uintp(base + o * sx)]
+                k += ow
+
+
+@njit(cache=True)
+def _add_rows(padded, wp, col, start, kh, kw, oh, ow, sy, sx, dy, dx):
+    """The adjoint of _copy_rows: add each row of col back where it was copied from."""
+    k = start
+    for i in range(kh):
+        for j in range(kw):
+            for y in range(oh):
+                base = (y * sy + i * dy) * wp + j * dx
+                if sx == 1:
+                    for o in range(ow):
+                        padded[uintp(base + o)] += col[uintp(k + o)]
+                else:
+                    for o in range(ow):
+                        padded[uintp(base + o * sx)] += col[uintp(k + o)]
+                k += ow
+
+
+@njit(cache=True)
+def _im2col(x, sy, sx, py, px, dy, dx, col):
+    n_images, channels, h, w = x.shape
+    kh, kw, oh, ow = col.shape[2:]
+    hp, wp = _padded_width_height(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    padded = np.zeros(hp * wp, x.dtype)             # only its interior is ever written
+    image, columns = x.reshape(-1), col.reshape(-1)
+    for plane in range(n_images * channels):        # plane = n * channels + c
+        for a in range(h):
+            for b in range(w):
+                padded[uintp((py + a) * wp + px + b)] = image[uintp((plane * h + a) * w + b)]
+        _copy_rows(padded, wp, columns, plane * kh * kw * oh * ow, kh, kw, oh, ow, sy, sx, dy, dx)
+
+
+@njit(cache=True)
 def _col2im(col, sy, sx, py, px, dy, dx, x):
-    # Each task owns one (n, c) output plane, so adding into it needs no atomics and the
-    # result is deterministic. Inside the plane we add in the order col is stored (a
-    # scatter) instead of visiting each pixel and searching for its contributions (a
-    # gather): the scatter streams col once with contiguous reads, keeps the small plane in
-    # L1 and needs no division or modulo per pixel, while the gather reads kh*kw scattered
-    # rows of col per image row and must test which offsets land on the stride grid (on the
-    # design card's layer, N=64 C=32 32x32 3x3: about 20 ms against 80 for a gather). Each
-    # pixel still sums its contributions in one fixed order (i, j ascending).
+    # The loop of _im2col run backwards: every column entry is added to the padded-plane
+    # cell it was copied from, then the image part of the plane is the gradient. Each
+    # pixel sums its contributions in one fixed order (i, j, y ascending): deterministic.
     n_images, channels, kh, kw, oh, ow = col.shape
     h, w = x.shape[2:]
-    for plane in prange(n_images * channels):
-        n = plane // channels
-        c = plane % channels
-        image = x[n, c]
-        image[:] = 0
-        for i in range(kh):
-            y_lo, y_hi = valid_range(i * dy - py, sy, h, oh)
-            for j in range(kw):
-                x_lo, x_hi = valid_range(j * dx - px, sx, w, ow)
-                shift = j * dx - px
-                for y in range(y_lo, y_hi):
-                    in_row = col[n, c, i, j, y]
-                    out_row = image[y * sy + i * dy - py]
-                    for ox in range(x_lo, x_hi):
-                        out_row[ox * sx + shift] += in_row[ox]
+    hp, wp = _padded_width_height(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    padded = np.empty(hp * wp, x.dtype)
+    image, columns = x.reshape(-1), col.reshape(-1)
+    for plane in range(n_images * channels):
+        padded[:] = 0
+        _add_rows(padded, wp, columns, plane * kh * kw * oh * ow, kh, kw, oh, ow, sy, sx, dy, dx)
+        for a in range(h):
+            for b in range(w):
+                image[uintp((plane * h + a) * w + b)] = padded[uintp((py + a) * wp + px + b)]

@@ -5,7 +5,7 @@ x (N, C, H, W), weight (C*M, 1, kh, kw): output channel o reads input channel o 
 import numpy as np
 from numba import njit, prange
 
-from .common import PARALLEL, valid_range
+from .common import PARALLEL, SUMS, valid_range
 
 
 def depthwise_conv2d_forward(x, weight, sy, sx, py, px, dy, dx, oh, ow):
@@ -84,7 +84,7 @@ def _depthwise_backward_input(gy, weight, sy, sx, py, px, dy, dx, gx):
                             out_row[ox * sx + shift] += tap * in_row[ox]
 
 
-@njit(cache=True, parallel=PARALLEL)
+@njit(cache=True, parallel=PARALLEL, fastmath=SUMS)
 def _depthwise_backward_weight(x, gy, sy, sx, py, px, dy, dx, gweight):
     n_images, channels, h, w = x.shape
     out_channels, oh, ow = gy.shape[1:]

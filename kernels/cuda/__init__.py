@@ -141,20 +141,22 @@ def _pixels(shape):
     return math.prod(shape[2:])
 
 
-def im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow):
-    """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow), zeros where a window leaves the image."""
+def im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
+    """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow), zeros where a window leaves the image.
+    ``out``, if given, is the (C-contiguous) array to fill."""
     x = _inputs("im2col", x)
     n, c, h, w = x.shape
-    col = _empty((n, c, kh, kw, oh, ow), x)
+    col = _empty((n, c, kh, kw, oh, ow), x) if out is None else out
     _launch("im2col", col.size, x, col, n * c, h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
     return col
 
 
-def col2im(col, h, w, sy, sx, py, px, dy, dx):
-    """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w): the adjoint of im2col (gathered)."""
+def col2im(col, h, w, sy, sx, py, px, dy, dx, out=None):
+    """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w): the adjoint of im2col (gathered). ``out``,
+    if given, is the (C-contiguous) array to fill."""
     col = _inputs("col2im", col)
     n, c, kh, kw, oh, ow = col.shape
-    x = _empty((n, c, h, w), col)
+    x = _empty((n, c, h, w), col) if out is None else out
     _launch("col2im", x.size, col, x, n * c, h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
     return x
 
