@@ -15,10 +15,11 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each framework")
     args = parser.parse_args(argv)
     print(common.header())
     for name in (["minivgg", "minigooglenet"] if args.model == "both" else [args.model]):
-        compare(name, args.batch, args.steps, args.warmup, args.device, train=False)
+        compare(name, args.batch, args.steps, args.warmup, args.device, train=False, rounds=args.rounds)
 
 
 if __name__ == "__main__":

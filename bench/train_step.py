@@ -5,6 +5,7 @@
 """
 import argparse
 import os
+import statistics
 
 import numpy as np
 
@@ -85,22 +86,38 @@ def run_torch(model_name, batch, steps, warmup, device, train):
     return seconds, common.peak_rss_mib()
 
 
-def compare(model_name, batch, steps, warmup, device, train):
-    """Print images/s, GFLOP/s and peak RSS for both frameworks and their ratio."""
+def compare(model_name, batch, steps, warmup, device, train, rounds=3):
+    """Print images/s, GFLOP/s and peak RSS for both frameworks and their ratio.
+
+    The frameworks take turns, `rounds` times, each in a fresh process: the speed of the
+    shared development machine drifts by up to 2x over minutes, and alternating exposes
+    both to the same drift. Each round's figure is a median over `steps` steps; the
+    printed figure is the median over rounds, and the range shows the drift.
+    """
     flops_per_image = 2 * forward_macs(model_name, (3, 32, 32)) * (3 if train else 1)
-    rows = [("tinycnn", common.in_subprocess(run_tinycnn, model_name, batch, steps, warmup, device, train))]
+    runners = [("tinycnn", run_tinycnn)]
     try:
         import torch  # noqa: F401
-        rows.append(("pytorch", common.in_subprocess(run_torch, model_name, batch, steps, warmup, device, train)))
+        runners.append(("pytorch", run_torch))
     except ImportError:
         pass
+    results = {name: [] for name, _ in runners}
+    for _ in range(rounds):
+        for name, runner in runners:
+            results[name].append(common.in_subprocess(runner, model_name, batch, steps, warmup, device, train))
     kind = "train step" if train else "inference"
-    print(f"{model_name} {kind}, batch {batch}, {device}, median of {steps} steps after {warmup} warm-up")
-    for name, (seconds, rss) in rows:
+    print(f"{model_name} {kind}, batch {batch}, {device}, median of {steps} steps after {warmup} warm-up, "
+          f"{rounds} alternating rounds")
+    rows = []
+    for name, measured in results.items():
+        times = [seconds for seconds, _ in measured]
+        seconds, rss = statistics.median(times), max(rss for _, rss in measured)
+        rows.append((seconds, rss))
         print(f"  {name:8s} {batch / seconds:8.1f} img/s  {flops_per_image * batch / seconds / 1e9:6.1f} GFLOP/s"
-              f"  {seconds * 1000:8.1f} ms/step  peak RSS {rss:7.0f} MiB")
+              f"  {seconds * 1000:8.1f} ms/step (rounds {min(times) * 1000:.0f}-{max(times) * 1000:.0f})"
+              f"  peak RSS {rss:7.0f} MiB")
     if len(rows) == 2:
-        (_, (ours, our_rss)), (_, (theirs, their_rss)) = rows
+        (ours, our_rss), (theirs, their_rss) = rows
         print(f"  ratio tinycnn/pytorch: speed {theirs / ours:.2f}x, peak RSS {our_rss / their_rss:.2f}x")
 
 
@@ -111,9 +128,10 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each framework")
     args = parser.parse_args(argv)
     print(common.header())
-    compare(args.model, args.batch, args.steps, args.warmup, args.device, train=True)
+    compare(args.model, args.batch, args.steps, args.warmup, args.device, train=True, rounds=args.rounds)
 
 
 if __name__ == "__main__":

@@ -190,6 +190,20 @@ def test_col2im_cpu_matches_reference(case, seed):
 @pytest.mark.parametrize("implementation", ["reference", "cpu"])
 @given(case=conv_cases(), seed=seeds)
 @EXAMPLES
+def test_im2col_and_col2im_fill_the_out_array_they_are_given(implementation, case, seed):
+    x = normal(seed, case.n, case.c, case.h, case.w)
+    col = normal(seed + 1, case.n, case.c, case.kh, case.kw, case.oh, case.ow)
+    col_out, x_out = np.full_like(col, np.nan), np.full_like(x, np.nan)   # stale contents
+    with kernels.use(implementation):
+        assert kernels.im2col(x, case.kh, case.kw, *case.conv, case.oh, case.ow, out=col_out) is col_out
+        assert kernels.col2im(col, case.h, case.w, *case.conv, out=x_out) is x_out
+        np.testing.assert_array_equal(col_out, kernels.im2col(x, case.kh, case.kw, *case.conv, case.oh, case.ow))
+        np.testing.assert_array_equal(x_out, kernels.col2im(col, case.h, case.w, *case.conv))
+
+
+@pytest.mark.parametrize("implementation", ["reference", "cpu"])
+@given(case=conv_cases(), seed=seeds)
+@EXAMPLES
 def test_col2im_is_the_adjoint_of_im2col(implementation, case, seed):
     x = normal(seed, case.n, case.c, case.h, case.w)
     col = normal(seed + 1, case.n, case.c, case.kh, case.kw, case.oh, case.ow)
@@ -408,6 +422,8 @@ def bad_calls():
         return lambda: getattr(kernels, kernel)(*args, **{**base_kwargs, **kwargs})
 
     x = calls["im2col"][0][0]
+    col = kernels.reference.im2col(*calls["im2col"][0])
+    col_in = calls["col2im"][0][0]
     return [
         ("im2col", ValueError, "4-D", swap("im2col", 0, x[0])),
         ("im2col", TypeError, "float32 or float64", swap("im2col", 0, x.astype(np.int64))),
@@ -418,6 +434,13 @@ def bad_calls():
         ("im2col", TypeError, "must be an int", swap("im2col", 1, 3.0)),
         ("im2col", ValueError, "oh=6 does not fit", swap("im2col", 9, 6)),
         ("im2col", ValueError, "oh must be positive", swap("im2col", 9, 0)),
+        ("im2col", ValueError, "out must have shape", swap("im2col", 0, x, out=np.empty(col.shape[1:]))),
+        ("im2col", TypeError, "out must have dtype float64", swap("im2col", 0, x, out=col.astype(np.float32))),
+        ("im2col", TypeError, "out must be a ndarray", swap("im2col", 0, x, out=col.tolist())),
+        ("col2im", ValueError, "out must be C-contiguous",
+         swap("col2im", 0, col_in, out=np.empty(x.shape[::-1]).T)),
+        ("col2im", ValueError, "out must not overlap the input",
+         swap("col2im", 0, col_in, out=col_in.reshape(-1)[:x.size].reshape(x.shape))),
         ("col2im", ValueError, "6-D", swap("col2im", 0, x)),
         ("col2im", ValueError, "does not fit an input h=3", swap("col2im", 1, 3)),
         ("max_pool2d_forward", ValueError, "padding 3 must be smaller than the kernel size 3",

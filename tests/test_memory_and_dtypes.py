@@ -54,3 +54,22 @@ def test_a_float32_training_step_computes_nothing_in_float64(monkeypatch):
     assert {dtype for _, dtype in seen} == {np.dtype(np.float32)}, sorted(seen, key=str)
     assert all(p.grad.dtype == np.float32 and p.dtype == np.float32 for p in model.parameters())
     assert all(b.dtype == np.float32 for b in model.buffers())
+
+
+def test_scratch_buffers_are_reused_per_name_grown_on_demand_and_per_thread():
+    import threading
+    from tinycnn.scratch import release_scratch, scratch
+    release_scratch()
+    a = scratch("test", (4, 5), np.float32)
+    b = scratch("test", (2, 3), np.float64)          # fits in a's 80 bytes: same memory
+    assert np.shares_memory(a, b) and b.shape == (2, 3) and b.dtype == np.float64 and b.flags.c_contiguous
+    c = scratch("test", (100,), np.float64)          # larger: a new buffer
+    assert not np.shares_memory(a, c)
+    assert not np.shares_memory(c, scratch("other", (100,), np.float64))
+    in_thread = []
+    thread = threading.Thread(target=lambda: in_thread.append(scratch("test", (100,), np.float64)))
+    thread.start()
+    thread.join()
+    assert not np.shares_memory(c, in_thread[0])
+    release_scratch()
+    assert not np.shares_memory(c, scratch("test", (100,), np.float64))

@@ -135,3 +135,30 @@ def test_manual_seed_makes_dropout_reproducible():
     b = F.dropout(x, 0.5).data
     np.testing.assert_array_equal(a, b)
     assert set(np.unique(a)) <= {0.0, 2.0}
+
+
+def test_conv_backward_skips_the_gradients_nobody_needs(monkeypatch):
+    """No input gradient (no col2im) for an image that does not require grad, no weight
+    gradient for a frozen weight; the gradients that are asked for stay exact."""
+    from tinycnn.functions import conv as conv_module
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    g = rng.standard_normal((2, 4, 7, 6))
+
+    def grads(x_grad, w_grad):
+        tensors = Tensor(x, requires_grad=x_grad), Tensor(w, requires_grad=w_grad), Tensor(b, requires_grad=True)
+        (F.conv2d(*tensors, padding=1) * Tensor(g)).sum().backward()
+        return [t.grad for t in tensors]
+
+    gx, gw, gb = grads(True, True)
+    with monkeypatch.context() as patch:
+        def no_col2im(*args, **kwargs):
+            raise AssertionError("col2im ran for an input that needs no gradient")
+        patch.setattr(conv_module.kernels, "col2im", no_col2im)
+        no_gx, gw_only, gb_only = grads(False, True)
+    assert no_gx is None
+    np.testing.assert_allclose(gw_only, gw, rtol=1e-12)
+    np.testing.assert_allclose(gb_only, gb, rtol=1e-12)
+    gx_only, no_gw, _ = grads(True, False)
+    assert no_gw is None
+    np.testing.assert_allclose(gx_only, gx, rtol=1e-12)

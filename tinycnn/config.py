@@ -12,7 +12,9 @@ _workspace_limit = int(os.environ.get("TINYCNN_WORKSPACE", DEFAULT_WORKSPACE))
 
 
 def set_workspace_limit(nbytes):
-    """Bound the im2col column buffer (bytes); convolutions process the batch in chunks below it."""
+    """Bound the im2col column buffer (bytes); convolutions process the batch in chunks below it.
+    On the CPU the chunks are smaller still (a few MiB, to stay in cache) unless one image
+    needs more; the buffers are kept for reuse until ``tinycnn.release_scratch()``."""
     global _workspace_limit
     nbytes = int(nbytes)
     if nbytes <= 0:

@@ -36,7 +36,7 @@ def batch_norm_backward(x, gy, gamma, mean, var, eps):
     return gx, ggamma, gbeta
 
 
-@njit(cache=True, parallel=PARALLEL, fastmath=SUMS)
+@njit(cache=True, nogil=True, parallel=PARALLEL, fastmath=SUMS)
 def _batch_norm_statistics(x, mean, var):
     n_images, channels, length = x.shape
     count = n_images * length
@@ -55,7 +55,7 @@ def _batch_norm_statistics(x, mean, var):
         var[c] = squares / count
 
 
-@njit(cache=True, parallel=PARALLEL)
+@njit(cache=True, nogil=True, parallel=PARALLEL)
 def _batch_norm_normalize(x, gamma, beta, mean, var, eps, y):
     n_images, channels, length = x.shape
     t = x.dtype.type
@@ -68,7 +68,7 @@ def _batch_norm_normalize(x, gamma, beta, mean, var, eps, y):
                 y[n, c, i] = (x[n, c, i] - mu) * scale + shift
 
 
-@njit(cache=True, parallel=PARALLEL, fastmath=SUMS)
+@njit(cache=True, nogil=True, parallel=PARALLEL, fastmath=SUMS)
 def _batch_norm_backward(x, gy, gamma, mean, var, eps, gx, ggamma, gbeta):
     n_images, channels, length = x.shape
     t = x.dtype.type

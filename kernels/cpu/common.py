@@ -6,7 +6,9 @@ o*stride - pad + i*dilation for kernel offsets i = 0 .. k-1.
 Every public CPU kernel is a small Python function that allocates its outputs with NumPy
 and hands them to an @njit loop that fills them. NumPy backs large arrays with huge pages;
 Numba's own allocator does not, and first-touching a fresh 75 MB column buffer page by
-page costs more (about 25 ms on the development machine) than im2col itself.
+page costs more (about 25 ms on the development machine) than im2col itself. The loops
+release the GIL (nogil=True), so a DataLoader's background thread can prepare the next
+batch while they run.
 """
 import os
 
@@ -33,7 +35,7 @@ PARALLEL = os.environ.get("TINYCNN_NUMBA_PARALLEL", "1") != "0"
 SUMS = {"reassoc"}
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def valid_range(offset, stride, size, out):
     """Outputs o in [lo, hi) (within [0, out)) whose input o*stride + offset lies in [0, size)."""
     lo = 0 if offset >= 0 else (-offset + stride - 1) // stride
@@ -42,7 +44,7 @@ def valid_range(offset, stride, size, out):
     return min(lo, hi), hi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pool_count(o, k, stride, pad, size, count_include_pad):
     """Divisor of average pooling along one axis for output o (PyTorch's rule)."""
     start = o * stride - pad

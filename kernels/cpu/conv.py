@@ -33,7 +33,7 @@ def col2im(col, h, w, sy, sx, py, px, dy, dx, out=None):
     return x
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _padded_width_height(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow):
     """Size of a plane holding the image at offset (py, px) and every window cell."""
     hp = max(py + h, (oh - 1) * sy + (kh - 1) * dy + 1)
@@ -41,7 +41,7 @@ def _padded_width_height(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow):
     return hp, wp
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _copy_rows(padded, wp, col, start, kh, kw, oh, ow, sy, sx, dy, dx):
     """col[start:] = rows (i, j, y) of one plane's windows: padded row y*sy + i*dy, from
     column j*dx on, every sx-th entry. Stride 1 has a loop of its own: with a unit step
@@ -60,7 +60,7 @@ def _copy_rows(padded, wp, col, start, kh, kw, oh, ow, sy, sx, dy, dx):
                 k += ow
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _add_rows(padded, wp, col, start, kh, kw, oh, ow, sy, sx, dy, dx):
     """The adjoint of _copy_rows: add each row of col back where it was copied from."""
     k = start
@@ -77,7 +77,7 @@ def _add_rows(padded, wp, col, start, kh, kw, oh, ow, sy, sx, dy, dx):
                 k += ow
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _im2col(x, sy, sx, py, px, dy, dx, col):
     n_images, channels, h, w = x.shape
     kh, kw, oh, ow = col.shape[2:]
@@ -91,7 +91,7 @@ def _im2col(x, sy, sx, py, px, dy, dx, col):
         _copy_rows(padded, wp, columns, plane * kh * kw * oh * ow, kh, kw, oh, ow, sy, sx, dy, dx)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _col2im(col, sy, sx, py, px, dy, dx, x):
     # The loop of _im2col run backwards: every column entry is added to the padded-plane
     # cell it was copied from, then the image part of the plane is the gradient. Each

@@ -30,7 +30,7 @@ def depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dy, dx):
     return gweight
 
 
-@njit(cache=True, parallel=PARALLEL)
+@njit(cache=True, nogil=True, parallel=PARALLEL)
 def _depthwise_forward(x, weight, sy, sx, py, px, dy, dx, y):
     n_images, channels, h, w = x.shape
     out_channels, _, kh, kw = weight.shape
@@ -55,7 +55,7 @@ def _depthwise_forward(x, weight, sy, sx, py, px, dy, dx, y):
                         out_row[ox] += tap * in_row[ox * sx + shift]
 
 
-@njit(cache=True, parallel=PARALLEL)
+@njit(cache=True, nogil=True, parallel=PARALLEL)
 def _depthwise_backward_input(gy, weight, sy, sx, py, px, dy, dx, gx):
     # The adjoint of the forward loop. Each task owns one (n, c) input-gradient plane and
     # adds the M output planes that read it, so there are no races and the order of the
@@ -84,7 +84,7 @@ def _depthwise_backward_input(gy, weight, sy, sx, py, px, dy, dx, gx):
                             out_row[ox * sx + shift] += tap * in_row[ox]
 
 
-@njit(cache=True, parallel=PARALLEL, fastmath=SUMS)
+@njit(cache=True, nogil=True, parallel=PARALLEL, fastmath=SUMS)
 def _depthwise_backward_weight(x, gy, sy, sx, py, px, dy, dx, gweight):
     n_images, channels, h, w = x.shape
     out_channels, oh, ow = gy.shape[1:]

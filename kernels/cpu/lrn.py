@@ -26,7 +26,7 @@ def lrn_backward(x, y, scale, gy, size, alpha, beta):
     return gx
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _channel_window_sum(values, before, after, out):
     """out[c] = sum of values[c'] for c' in [c - before, c + after] clipped to [0, C); (C, W) rows."""
     channels, width = values.shape
@@ -45,7 +45,7 @@ def _channel_window_sum(values, before, after, out):
                 running[ix] -= values[leaving, ix]
 
 
-@njit(cache=True, parallel=PARALLEL)
+@njit(cache=True, nogil=True, parallel=PARALLEL)
 def _lrn_scale(x, size, alpha, k, scale):
     n_images, channels, h, w = x.shape
     t = x.dtype.type                                # keep float32 arithmetic in float32
@@ -64,7 +64,7 @@ def _lrn_scale(x, size, alpha, k, scale):
                 scale[n, c, iy, ix] = k0 + a * window[c, ix]
 
 
-@njit(cache=True, parallel=PARALLEL)
+@njit(cache=True, nogil=True, parallel=PARALLEL)
 def _lrn_backward(x, y, scale, gy, decay, size, two_alpha_beta, gx):
     # decay = scale**-beta
     n_images, channels, h, w = x.shape

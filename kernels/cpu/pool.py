@@ -21,7 +21,7 @@ def max_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow):
     return y, argmax
 
 
-@njit(cache=True, parallel=PARALLEL)
+@njit(cache=True, nogil=True, parallel=PARALLEL)
 def _max_pool2d_forward(x, kh, kw, sy, sx, py, px, y, argmax):
     n_images, channels, h, w = x.shape
     oh, ow = y.shape[2:]
@@ -56,7 +56,7 @@ def max_pool2d_backward(gy, argmax, h, w, kh, kw, sy, sx, py, px):
     return gx
 
 
-@njit(cache=True, parallel=PARALLEL)
+@njit(cache=True, nogil=True, parallel=PARALLEL)
 def _max_pool2d_backward(gy, argmax, kh, kw, sy, sx, py, px, gx):
     n_images, channels, oh, ow = gy.shape
     h, w = gx.shape[2:]
@@ -84,7 +84,7 @@ def avg_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow, count_include_pad):
     return y
 
 
-@njit(cache=True, parallel=PARALLEL)
+@njit(cache=True, nogil=True, parallel=PARALLEL)
 def _avg_pool2d_forward(x, kh, kw, sy, sx, py, px, count_include_pad, y):
     n_images, channels, h, w = x.shape
     oh, ow = y.shape[2:]
@@ -114,7 +114,7 @@ def avg_pool2d_backward(gy, h, w, kh, kw, sy, sx, py, px, count_include_pad):
     return gx
 
 
-@njit(cache=True, parallel=PARALLEL)
+@njit(cache=True, nogil=True, parallel=PARALLEL)
 def _avg_pool2d_backward(gy, kh, kw, sy, sx, py, px, count_include_pad, gx):
     n_images, channels, oh, ow = gy.shape
     h, w = gx.shape[2:]
