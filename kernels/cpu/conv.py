@@ -34,7 +34,7 @@ def col2im(col, h, w, sy, sx, py, px, dy, dx, out=None):
 
 
 @njit(cache=True, nogil=True)
-def _padded_width_height(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow):
+def _padded_plane_shape(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow):
     """Size of a plane holding the image at offset (py, px) and every window cell."""
     hp = max(py + h, (oh - 1) * sy + (kh - 1) * dy + 1)
     wp = max(px + w, (ow - 1) * sx + (kw - 1) * dx + 1)
@@ -81,7 +81,7 @@ def _add_rows(padded, wp, col, start, kh, kw, oh, ow, sy, sx, dy, dx):
 def _im2col(x, sy, sx, py, px, dy, dx, col):
     n_images, channels, h, w = x.shape
     kh, kw, oh, ow = col.shape[2:]
-    hp, wp = _padded_width_height(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    hp, wp = _padded_plane_shape(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
     padded = np.zeros(hp * wp, x.dtype)             # only its interior is ever written
     image, columns = x.reshape(-1), col.reshape(-1)
     for plane in range(n_images * channels):        # plane = n * channels + c
@@ -98,7 +98,7 @@ def _col2im(col, sy, sx, py, px, dy, dx, x):
     # pixel sums its contributions in one fixed order (i, j, y ascending): deterministic.
     n_images, channels, kh, kw, oh, ow = col.shape
     h, w = x.shape[2:]
-    hp, wp = _padded_width_height(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    hp, wp = _padded_plane_shape(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
     padded = np.empty(hp * wp, x.dtype)
     image, columns = x.reshape(-1), col.reshape(-1)
     for plane in range(n_images * channels):
