@@ -124,7 +124,7 @@ class Conv2d(Function):
                 _add_weight_gradient(gw, gy_groups[chunk], self._columns(x[chunk]))  # col (n, G, K, L)
             if not need_gx:
                 continue
-            images = len(range(n)[chunk])
+            images = chunk.stop - chunk.start
             col_shape = (images, groups, w_groups_t.shape[1], self.oh * self.ow)     # (n, G, K, L)
             if self._is_pointwise():
                 _batched_matmul(w_groups_t, gy_groups[chunk], gx[chunk].reshape(col_shape))
