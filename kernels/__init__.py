@@ -229,6 +229,45 @@ def col2im(col, h, w, sy, sx, py, px, dy, dx, out=None):
     return _run(name, col, h, w, sy, sx, py, px, dy, dx, out=out)
 
 
+def im2row(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
+    """x (N, C, H, W) -> rows (N, oh, ow, kh, kw, C): im2col's windows laid out one row per
+    output pixel, rows[n, y, x, i, j, c] = col[n, c, i, j, y, x]. ``out``: an optional
+    C-contiguous array of that shape and x's dtype to write into."""
+    name = "im2row"
+    _check_array(name, "x", x, 4, "(N, C, H, W)")
+    kh, kw, sy, sx, py, px, dy, dx = _window_args(name, kh, kw, sy, sx, py, px, dy, dx)
+    oh, ow = _ints(name, 1, oh=oh, ow=ow)
+    _check_conv_out(name, "h", x.shape[2], oh, kh, sy, py, dy)
+    _check_conv_out(name, "w", x.shape[3], ow, kw, sx, px, dx)
+    _check_out(name, out, x, (x.shape[0], oh, ow, kh, kw, x.shape[1]))
+    return _run(name, x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=out)
+
+
+def row2im(rows, h, w, sy, sx, py, px, dy, dx, out=None):
+    """rows (N, oh, ow, kh, kw, C) -> x (N, C, h, w), the adjoint of im2row. ``out``: an
+    optional C-contiguous array of that shape and rows' dtype to write into."""
+    name = "row2im"
+    _check_array(name, "rows", rows, 6, "(N, oh, ow, kh, kw, C)")
+    h, w = _ints(name, 1, h=h, w=w)
+    n, oh, ow, kh, kw, c = rows.shape
+    kh, kw, sy, sx, py, px, dy, dx = _window_args(name, kh, kw, sy, sx, py, px, dy, dx)
+    _check_conv_out(name, "h", h, oh, kh, sy, py, dy)
+    _check_conv_out(name, "w", w, ow, kw, sx, px, dx)
+    _check_out(name, out, rows, (n, c, h, w))
+    return _run(name, rows, h, w, sy, sx, py, px, dy, dx, out=out)
+
+
+def swap_last_axes(x, out=None):
+    """(..., A, B) -> (..., B, A) as a C-contiguous array (a transpose that is copied, e.g.
+    NCL <-> NLC). ``out``: an optional C-contiguous array of that shape and x's dtype."""
+    name = "swap_last_axes"
+    _check_float(name, "x", x)
+    if x.ndim < 2:
+        raise ValueError(f"{name}: x must have at least 2 dimensions, got shape {x.shape}")
+    _check_out(name, out, x, x.shape[:-2] + (x.shape[-1], x.shape[-2]))
+    return _run(name, x, out=out)
+
+
 # ---------------------------------------------------------------- pooling
 
 

@@ -67,6 +67,23 @@ def col2im(col, h, w, sy, sx, py, px, dy, dx, out=None):
     return np.ascontiguousarray(x) if out is None else _store(x, out)
 
 
+def im2row(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
+    """x (N, C, H, W) -> rows (N, oh, ow, kh, kw, C): the im2col windows, one row per output pixel."""
+    rows = im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow).transpose(0, 4, 5, 2, 3, 1)
+    return np.ascontiguousarray(rows) if out is None else _store(rows, out)
+
+
+def row2im(rows, h, w, sy, sx, py, px, dy, dx, out=None):
+    """rows (N, oh, ow, kh, kw, C) -> x (N, C, h, w): the adjoint of im2row."""
+    return col2im(rows.transpose(0, 5, 3, 4, 1, 2), h, w, sy, sx, py, px, dy, dx, out=out)
+
+
+def swap_last_axes(x, out=None):
+    """(..., A, B) -> (..., B, A), C-contiguous."""
+    swapped = x.swapaxes(-1, -2)
+    return np.ascontiguousarray(swapped) if out is None else _store(swapped, out)
+
+
 def _store(result, out):
     out[...] = result
     return out

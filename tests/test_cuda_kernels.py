@@ -615,3 +615,24 @@ def test_sanitizer_build_catches_an_out_of_bounds_write():
     assert result.returncode != 0
     assert "AddressSanitizer: heap-buffer-overflow" in result.stderr
     assert "bias_relu" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# execution: im2row / row2im / swap_last_axes (composed from im2col / col2im and a copy)
+
+@given(g=conv_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches)
+@examples()
+def test_im2row_and_row2im_match_reference(device, g, dtype, seed, launch):
+    x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
+    args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.dy, g.dx, g.oh, g.ow)
+    assert_all_close(run_everywhere(device, launch, kcuda.im2row, x, *args), reference.im2row(x, *args), dtype)
+    rows = random_array(seed + 1, (g.n, g.oh, g.ow, g.kh, g.kw, g.c), dtype)
+    args = (g.h, g.w, g.sy, g.sx, g.py, g.px, g.dy, g.dx)
+    assert_all_close(run_everywhere(device, launch, kcuda.row2im, rows, *args), reference.row2im(rows, *args), dtype)
+
+
+@given(a=st.integers(1, 40), b=st.integers(1, 40), dtype=dtypes, seed=seeds, launch=odd_launches)
+@examples()
+def test_swap_last_axes_matches_reference(device, a, b, dtype, seed, launch):
+    x = random_array(seed, (2, a, b), dtype)
+    assert_all_close(run_everywhere(device, launch, kcuda.swap_last_axes, x), reference.swap_last_axes(x), dtype)

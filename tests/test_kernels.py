@@ -131,6 +131,15 @@ def check_col2im(case, seed):
     assert_cpu_matches_reference("col2im", col, case.h, case.w, *case.conv)
 
 
+def check_im2row_row2im(case, seed):
+    x = normal(seed, case.n, case.c, case.h, case.w)
+    rows = assert_cpu_matches_reference("im2row", x, case.kh, case.kw, *case.conv, case.oh, case.ow, exact=True)
+    col = kernels.reference.im2col(x, case.kh, case.kw, *case.conv, case.oh, case.ow)
+    np.testing.assert_array_equal(rows, col.transpose(0, 4, 5, 2, 3, 1))    # the same windows, one row per pixel
+    g = normal(seed + 1, *rows.shape)
+    assert_cpu_matches_reference("row2im", g, case.h, case.w, *case.conv)
+
+
 def check_max_pool(case, seed, ties=False):
     x = normal(seed, case.n, case.c, case.h, case.w, ties=ties)
     _, argmax = assert_cpu_matches_reference("max_pool2d_forward", x, *case.pool, case.oh, case.ow,
@@ -185,6 +194,42 @@ def test_im2col_cpu_matches_reference(case, seed):
 @EXAMPLES
 def test_col2im_cpu_matches_reference(case, seed):
     check_col2im(case, seed)
+
+
+@given(case=conv_cases(), seed=seeds)
+@EXAMPLES
+def test_im2row_and_row2im_cpu_match_reference(case, seed):
+    check_im2row_row2im(case, seed)
+
+
+@pytest.mark.parametrize("implementation", ["reference", "cpu"])
+@given(case=conv_cases(), seed=seeds)
+@EXAMPLES
+def test_row2im_is_the_adjoint_of_im2row_and_fills_out(implementation, case, seed):
+    x = normal(seed, case.n, case.c, case.h, case.w)
+    g = normal(seed + 1, case.n, case.oh, case.ow, case.kh, case.kw, case.c)
+    rows_out, x_out = np.full_like(g, np.nan), np.full_like(x, np.nan)   # stale contents
+    with kernels.use(implementation):
+        rows = kernels.im2row(x, case.kh, case.kw, *case.conv, case.oh, case.ow, out=rows_out)
+        back = kernels.row2im(g, case.h, case.w, *case.conv, out=x_out)
+    assert rows is rows_out and back is x_out
+    np.testing.assert_allclose(np.vdot(rows, g), np.vdot(x, back), rtol=1e-10)
+
+
+@pytest.mark.parametrize("implementation", ["reference", "cpu"])
+@given(lead=st.lists(st.integers(0, 3), max_size=2), a=st.integers(1, 70), b=st.integers(1, 70),
+       seed=seeds, dtype=st.sampled_from([np.float32, np.float64]))
+@EXAMPLES
+def test_swap_last_axes_transposes_the_last_two_axes(implementation, lead, a, b, seed, dtype):
+    x = normal(seed, *lead, a, b).astype(dtype)     # partial 32x32 tiles, either axis the longer
+    expected = x.swapaxes(-1, -2)
+    out = np.full(expected.shape, np.nan, dtype)
+    with kernels.use(implementation):
+        assert kernels.swap_last_axes(x, out=out) is out
+        got = kernels.swap_last_axes(x)
+    assert got.flags.c_contiguous and got.dtype == dtype
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(out, expected)
 
 
 @pytest.mark.parametrize("implementation", ["reference", "cpu"])
@@ -273,6 +318,12 @@ def test_conv_edge_cases(case):
     check_im2col(case, 0)
     check_col2im(case, 1)
     check_depthwise(case, 2, multiplier=2)
+    check_im2row_row2im(case, 3)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 33), (33, 1), (2, 32, 64), (3, 65, 31), (0, 4, 5)])
+def test_swap_last_axes_edge_cases(shape):
+    assert_cpu_matches_reference("swap_last_axes", normal(0, *shape), exact=True)
 
 
 @pytest.mark.parametrize("case", POOL_EDGE_CASES, ids=str)
@@ -364,6 +415,9 @@ def example_calls(dtype):
     return {
         "im2col": ((x, k, k, *conv, oh, ow), {}),
         "col2im": ((data(2, 4, k, k, oh, ow), 9, 7, *conv), {}),
+        "im2row": ((x, k, k, *conv, oh, ow), {}),
+        "row2im": ((data(2, oh, ow, k, k, 4), 9, 7, *conv), {}),
+        "swap_last_axes": ((x,), {}),
         "max_pool2d_forward": ((x, *window, oh, ow), {}),
         "max_pool2d_backward": ((gy, argmax, 9, 7, *window), {}),
         "avg_pool2d_forward": ((x, *window, oh, ow, False), {}),
@@ -443,6 +497,16 @@ def bad_calls():
          swap("col2im", 0, col_in, out=col_in.reshape(-1)[:x.size].reshape(x.shape))),
         ("col2im", ValueError, "6-D", swap("col2im", 0, x)),
         ("col2im", ValueError, "does not fit an input h=3", swap("col2im", 1, 3)),
+        ("im2row", ValueError, "4-D", swap("im2row", 0, x[0])),
+        ("im2row", ValueError, "ow=5 does not fit", swap("im2row", 10, 5)),
+        ("im2row", ValueError, "out must have shape", swap("im2row", 0, x, out=col)),
+        ("row2im", ValueError, "6-D", swap("row2im", 0, x)),
+        ("row2im", ValueError, "does not fit an input w=2", swap("row2im", 2, 2)),
+        ("row2im", TypeError, "out must have dtype float64",
+         swap("row2im", 0, calls["row2im"][0][0], out=np.empty(x.shape, np.float32))),
+        ("swap_last_axes", ValueError, "at least 2 dimensions", swap("swap_last_axes", 0, x[0, 0, 0])),
+        ("swap_last_axes", ValueError, "out must have shape", swap("swap_last_axes", 0, x, out=np.empty(x.shape))),
+        ("swap_last_axes", TypeError, "float32 or float64", swap("swap_last_axes", 0, x.astype(np.int32))),
         ("max_pool2d_forward", ValueError, "padding 3 must be smaller than the kernel size 3",
          swap("max_pool2d_forward", 5, 3)),
         ("max_pool2d_forward", ValueError, "ow=9 does not fit", swap("max_pool2d_forward", 8, 9)),

@@ -137,24 +137,27 @@ def test_manual_seed_makes_dropout_reproducible():
     assert set(np.unique(a)) <= {0.0, 2.0}
 
 
-def test_conv_backward_skips_the_gradients_nobody_needs(monkeypatch):
-    """No input gradient (no col2im) for an image that does not require grad, no weight
-    gradient for a frozen weight; the gradients that are asked for stay exact."""
+@pytest.mark.parametrize("groups", [1, 3])
+def test_conv_backward_skips_the_gradients_nobody_needs(monkeypatch, groups):
+    """No input gradient (no col2im / row2im) for an image that does not require grad, no
+    weight gradient for a frozen weight; the gradients that are asked for stay exact. Both
+    layouts: im2row (ungrouped, the CPU's) and im2col (grouped)."""
     from tinycnn.functions import conv as conv_module
     rng = np.random.default_rng(0)
-    x, w, b = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
-    g = rng.standard_normal((2, 4, 7, 6))
+    x, w, b = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((6, 3 // groups, 3, 3)), rng.standard_normal(6)
+    g = rng.standard_normal((2, 6, 7, 6))
 
     def grads(x_grad, w_grad):
         tensors = Tensor(x, requires_grad=x_grad), Tensor(w, requires_grad=w_grad), Tensor(b, requires_grad=True)
-        (F.conv2d(*tensors, padding=1) * Tensor(g)).sum().backward()
+        (F.conv2d(*tensors, padding=1, groups=groups) * Tensor(g)).sum().backward()
         return [t.grad for t in tensors]
 
     gx, gw, gb = grads(True, True)
     with monkeypatch.context() as patch:
-        def no_col2im(*args, **kwargs):
-            raise AssertionError("col2im ran for an input that needs no gradient")
-        patch.setattr(conv_module.kernels, "col2im", no_col2im)
+        def no_input_gradient(*args, **kwargs):
+            raise AssertionError("col2im or row2im ran for an input that needs no gradient")
+        patch.setattr(conv_module.kernels, "col2im", no_input_gradient)
+        patch.setattr(conv_module.kernels, "row2im", no_input_gradient)
         no_gx, gw_only, gb_only = grads(False, True)
     assert no_gx is None
     np.testing.assert_allclose(gw_only, gw, rtol=1e-12)

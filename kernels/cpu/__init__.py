@@ -6,14 +6,14 @@ Every kernel is compiled once per dtype and cached on disk (``cache=True``); set
 TINYCNN_NUMBA_PARALLEL=0 to compile them serially (see common.py).
 """
 from .batchnorm import batch_norm_backward, batch_norm_forward_eval, batch_norm_forward_train
-from .conv import col2im, im2col
+from .conv import col2im, im2col, im2row, row2im, swap_last_axes
 from .depthwise import (depthwise_conv2d_backward_input, depthwise_conv2d_backward_weight,
                         depthwise_conv2d_forward)
 from .lrn import lrn_backward, lrn_forward
 from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 
 __all__ = [
-    "im2col", "col2im",
+    "im2col", "col2im", "im2row", "row2im", "swap_last_axes",
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
     "lrn_forward", "lrn_backward",
     "batch_norm_forward_train", "batch_norm_forward_eval", "batch_norm_backward",

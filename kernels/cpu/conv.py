@@ -13,6 +13,8 @@ OpenBLAS's multi-threaded GEMMs, and there a parallel launch cost more than it s
 Numba's workqueue pool takes about 0.1 ms to start, and its workers compete for the two
 cores with OpenBLAS's threads, which spin for a while after every GEMM.
 """
+import math
+
 import numpy as np
 from numba import njit, uintp
 
@@ -107,3 +109,116 @@ def _col2im(col, sy, sx, py, px, dy, dx, x):
         for a in range(h):
             for b in range(w):
                 image[uintp((plane * h + a) * w + b)] = padded[uintp((py + a) * wp + px + b)]
+
+
+def im2row(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
+    """x (N, C, H, W) -> rows (N, oh, ow, kh, kw, C); rows[n,y,x,i,j,c] = x[n,c,y*sy-py+i*dy, x*sx-px+j*dx].
+    ``out``, if given, is the (C-contiguous) array to fill."""
+    rows = np.empty((x.shape[0], oh, ow, kh, kw, x.shape[1]), x.dtype) if out is None else out
+    _im2row(x, sy, sx, py, px, dy, dx, rows)
+    return rows
+
+
+def row2im(rows, h, w, sy, sx, py, px, dy, dx, out=None):
+    """rows (N, oh, ow, kh, kw, C) -> x (N, C, h, w), the adjoint of im2row. ``out``, if given,
+    is the (C-contiguous) array to fill."""
+    x = np.empty((rows.shape[0], rows.shape[5], h, w), rows.dtype) if out is None else out
+    _row2im(rows, sy, sx, py, px, dy, dx, x)
+    return x
+
+
+def swap_last_axes(x, out=None):
+    """(..., A, B) -> (..., B, A), C-contiguous. ``out``, if given, is the array to fill."""
+    shape = x.shape[:-2] + (x.shape[-1], x.shape[-2])
+    result = np.empty(shape, x.dtype) if out is None else out
+    matrices = math.prod(x.shape[:-2])
+    _swap_last_axes(x.reshape(matrices, *x.shape[-2:]), result.reshape(matrices, *shape[-2:]))
+    return result
+
+
+# im2row writes the same windows as im2col, ordered pixel by pixel: one row of kh*kw*C
+# values per output pixel. Each image goes first into a zero-padded channels-last copy
+# (hp, wp, C), where the kw pixels of a window row, with dilation 1, are kw*C adjacent
+# values: a row of the result is kh such copies.
+
+@njit(cache=True, nogil=True)
+def _to_padded_channels_last(image, plane_start, channels, h, w, py, px, wp, padded):
+    """padded[((py + a) * wp + px + b) * C + c] = image plane (plane_start + c), pixel (a, b)."""
+    for c in range(channels):
+        source = (plane_start + c) * h * w
+        for a in range(h):
+            target = ((py + a) * wp + px) * channels + c
+            for b in range(w):
+                padded[uintp(target + b * channels)] = image[uintp(source + a * w + b)]
+
+
+@njit(cache=True, nogil=True)
+def _im2row(x, sy, sx, py, px, dy, dx, rows):
+    n_images, channels, h, w = x.shape
+    oh, ow, kh, kw = rows.shape[1:5]
+    hp, wp = _padded_plane_shape(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    padded = np.zeros(hp * wp * channels, x.dtype)      # only its interior is ever written
+    image, out = x.reshape(-1), rows.reshape(-1)
+    run = kw * channels if dx == 1 else channels         # adjacent values per copy
+    k = 0
+    for n in range(n_images):
+        _to_padded_channels_last(image, n * channels, channels, h, w, py, px, wp, padded)
+        for y in range(oh):
+            for o in range(ow):
+                for i in range(kh):
+                    for j in range(0, kw, kw if dx == 1 else 1):
+                        start = ((y * sy + i * dy) * wp + o * sx + j * dx) * channels
+                        for e in range(run):
+                            out[uintp(k + e)] = padded[uintp(start + e)]
+                        k += run
+
+
+@njit(cache=True, nogil=True)
+def _row2im(rows, sy, sx, py, px, dy, dx, x):
+    # _im2row run backwards, into a zeroed channels-last plane per image, in one fixed order
+    # (deterministic); then the interior of the plane, transposed back, is the image.
+    n_images, channels, h, w = x.shape
+    oh, ow, kh, kw = rows.shape[1:5]
+    hp, wp = _padded_plane_shape(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    padded = np.empty(hp * wp * channels, x.dtype)
+    image, source = x.reshape(-1), rows.reshape(-1)
+    run = kw * channels if dx == 1 else channels
+    k = 0
+    for n in range(n_images):
+        padded[:] = 0
+        for y in range(oh):
+            for o in range(ow):
+                for i in range(kh):
+                    for j in range(0, kw, kw if dx == 1 else 1):
+                        start = ((y * sy + i * dy) * wp + o * sx + j * dx) * channels
+                        for e in range(run):
+                            padded[uintp(start + e)] += source[uintp(k + e)]
+                        k += run
+        for c in range(channels):
+            target = (n * channels + c) * h * w
+            for a in range(h):
+                start = ((py + a) * wp + px) * channels + c
+                for b in range(w):
+                    image[uintp(target + a * w + b)] = padded[uintp(start + b * channels)]
+
+
+@njit(cache=True, nogil=True)
+def _swap_last_axes(x, out):
+    """out[m] = x[m].T for (M, A, B) -> (M, B, A), in 32x32 tiles that stay in the L1 cache.
+    The inner loop runs along the longer axis: along the shorter one, with A or B a multiple of
+    1024, its 32 accesses lie 4 KiB apart, share one L1 set and evict each other (5x slower)."""
+    m, a, b = x.shape
+    source, target = x.reshape(-1), out.reshape(-1)
+    tile = 32
+    for k in range(m):
+        base = k * a * b
+        for a0 in range(0, a, tile):
+            for b0 in range(0, b, tile):
+                if a >= b:
+                    for j in range(b0, min(b, b0 + tile)):
+                        for i in range(a0, min(a, a0 + tile)):
+                            target[uintp(base + j * a + i)] = source[uintp(base + i * b + j)]
+                else:
+                    for i in range(a0, min(a, a0 + tile)):
+                        for j in range(b0, min(b, b0 + tile)):
+                            target[uintp(base + j * a + i)] = source[uintp(base + i * b + j)]

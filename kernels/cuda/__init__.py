@@ -161,6 +161,30 @@ def col2im(col, h, w, sy, sx, py, px, dy, dx, out=None):
     return x
 
 
+def im2row(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
+    """x (N, C, H, W) -> rows (N, oh, ow, kh, kw, C): im2col's windows, one row per output pixel.
+    (The GPU convolution uses im2col; this transposes it, for parity with the CPU kernels.)"""
+    return _store_or_copy(im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow).transpose(0, 4, 5, 2, 3, 1), out)
+
+
+def row2im(rows, h, w, sy, sx, py, px, dy, dx, out=None):
+    """rows (N, oh, ow, kh, kw, C) -> x (N, C, h, w): the adjoint of im2row, through col2im."""
+    col = _cupy.ascontiguousarray(_inputs("row2im", rows).transpose(0, 5, 3, 4, 1, 2))
+    return col2im(col, h, w, sy, sx, py, px, dy, dx, out=out)
+
+
+def swap_last_axes(x, out=None):
+    """(..., A, B) -> (..., B, A), C-contiguous."""
+    return _store_or_copy(_inputs("swap_last_axes", x).swapaxes(-1, -2), out)
+
+
+def _store_or_copy(view, out):
+    if out is None:
+        return _cupy.ascontiguousarray(view)
+    out[...] = view
+    return out
+
+
 def max_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow):
     """Max over each window -> (y, argmax int32 = iy*W + ix of the first maximum)."""
     x = _inputs("max_pool2d_forward", x)
