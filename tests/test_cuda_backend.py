@@ -68,13 +68,16 @@ def host(array):
 
 
 def assert_close(got, want, what, rtol=None):
-    """Within rtol (1e-4 in float32, 1e-9 in float64) of the array's largest magnitude, plus
-    rtol / 100: sums taken in another order (BatchNorm statistics are CuPy reductions on the
-    device, float64 accumulators in the Numba kernels) differ in the last bits, and the
-    gradient of a conv bias before a BatchNorm is 0 in exact arithmetic, round-off in practice."""
+    """Within rtol (3e-4 in float32, 1e-9 in float64) of the array's largest magnitude, plus
+    rtol / 100: sums taken in another order differ in the last bits (BatchNorm statistics are
+    CuPy reductions on the device, float64 accumulators in the Numba kernels; convolutions
+    multiply im2col columns on the device, im2row rows on the host) and in float32 grow through
+    the BatchNorms of a batch of 8 (MiniVGG's block1_conv2 weight gradient after one step:
+    1.8e-4 of its largest entry); the gradient of a conv bias before a BatchNorm is 0 in exact
+    arithmetic, round-off in practice."""
     got, want = host(got), host(want)
     assert got.shape == want.shape and got.dtype == want.dtype, what
-    rtol = rtol or (1e-4 if want.dtype == np.float32 else 1e-9)
+    rtol = rtol or (3e-4 if want.dtype == np.float32 else 1e-9)
     tolerance = rtol * (float(np.max(np.abs(want), initial=0.0)) + 1e-2)
     np.testing.assert_allclose(got, want, rtol=0, atol=tolerance, err_msg=what)
 
