@@ -203,13 +203,13 @@ def conv_inputs(rng, case):
 
 @settings(max_examples=60, deadline=None)
 @given(case=conv_cases(), seed=seeds)
-def test_conv2d(case, seed):
+def test_conv2d(conv_layout, case, seed):
     check(lambda *t: F.conv2d(*t, **case["kwargs"]), *conv_inputs(np.random.default_rng(seed), case))
 
 
 @pytest.mark.parametrize("kernel", [1, 2, 3, 4])
 @pytest.mark.parametrize("groups", [1, 2])
-def test_conv2d_padding_half_the_kernel(kernel, groups):
+def test_conv2d_padding_half_the_kernel(conv_layout, kernel, groups):
     """Border pixels: padding k//2 (the 'same' amount for odd k), stride 1 and 2, non-square input."""
     rng = np.random.default_rng(kernel)
     x = random_tensor(rng, (2, 2, 5, 4))

@@ -137,15 +137,17 @@ def test_manual_seed_makes_dropout_reproducible():
     assert set(np.unique(a)) <= {0.0, 2.0}
 
 
-@pytest.mark.parametrize("groups", [1, 3])
-def test_conv_backward_skips_the_gradients_nobody_needs(monkeypatch, groups):
-    """No input gradient (no col2im / row2im) for an image that does not require grad, no
-    weight gradient for a frozen weight; the gradients that are asked for stay exact. Both
-    layouts: im2row (ungrouped, the CPU's) and im2col (grouped)."""
+@pytest.mark.parametrize("channels, out_channels, groups", [(16, 24, 1), (3, 6, 3)],
+                         ids=["im2row", "im2col-grouped"])
+def test_conv_backward_skips_the_gradients_nobody_needs(monkeypatch, channels, out_channels, groups):
+    """No input gradient (no col2im / row2im) for an image that does not require grad, no weight
+    gradient for a frozen weight; the gradients that are asked for stay exact. Both layouts:
+    im2row (ungrouped with 16+ channels, the CPU's) and im2col (grouped)."""
     from tinycnn.functions import conv as conv_module
     rng = np.random.default_rng(0)
-    x, w, b = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((6, 3 // groups, 3, 3)), rng.standard_normal(6)
-    g = rng.standard_normal((2, 6, 7, 6))
+    x, b = rng.standard_normal((2, channels, 7, 6)), rng.standard_normal(out_channels)
+    w = rng.standard_normal((out_channels, channels // groups, 3, 3))
+    g = rng.standard_normal((2, out_channels, 7, 6))
 
     def grads(x_grad, w_grad):
         tensors = Tensor(x, requires_grad=x_grad), Tensor(w, requires_grad=w_grad), Tensor(b, requires_grad=True)

@@ -66,7 +66,7 @@ def check_parity(our_fn, torch_fn, arrays, dtype, rng):
 @dtypes
 @settings(max_examples=50, deadline=None)
 @given(case=conv_cases(max_size=12, max_batch=3), seed=seeds)
-def test_conv2d(kernel_implementation, dtype, case, seed):
+def test_conv2d(kernel_implementation, conv_layout, dtype, case, seed):
     rng = np.random.default_rng(seed)
     arrays = [rng.normal(size=case["input_shape"]), rng.normal(size=case["weight_shape"])]
     if case["bias"]:
@@ -102,7 +102,7 @@ def test_conv2d_wider_layers(kernel_implementation, workspace_limit, dtype, chan
 @dtypes
 @pytest.mark.parametrize("groups", [1, 4])
 @pytest.mark.parametrize("kernel, dilation", [((2, 2), 1), ((4, 2), 1), ((2, 3), 2), ((4, 4), 2)])
-def test_conv2d_same_padding_with_even_kernels(kernel_implementation, dtype, groups, kernel, dilation):
+def test_conv2d_same_padding_with_even_kernels(kernel_implementation, conv_layout, dtype, groups, kernel, dilation):
     """An odd total padding d*(k-1): PyTorch puts the extra pixel at the bottom/right."""
     rng = np.random.default_rng(0)
     arrays = [rng.normal(size=(2, 4, 6, 5)), rng.normal(size=(8, 4 // groups) + kernel), rng.normal(size=8)]
