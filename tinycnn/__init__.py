@@ -12,6 +12,7 @@ from .gradcheck import gradcheck, GradcheckError
 from .io import save, load
 from .config import set_workspace_limit, get_workspace_limit
 from .scratch import release_scratch
+from .parallel import set_num_threads, get_num_threads
 from . import backend, cuda, functions, nn, optim, data, train, viz
 from .summary import summary
 

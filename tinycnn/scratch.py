@@ -15,16 +15,33 @@ until the next ``scratch`` call with the same name on the same thread.
 """
 import math
 import threading
+import weakref
 
 import numpy as np
 
 _local = threading.local()
+_every_thread = weakref.WeakSet()      # each living thread's buffers, for release_scratch
+_lock = threading.Lock()
+
+
+class _Buffers(dict):
+    """One thread's buffers by name (a dict subclass, so a WeakSet can hold it)."""
+    __hash__ = object.__hash__
+
+
+def _buffers():
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = _Buffers()
+        with _lock:
+            _every_thread.add(buffers)
+    return buffers
 
 
 def scratch(name, shape, dtype):
     """An uninitialised C-contiguous NumPy array of `shape` and `dtype`, reusing the memory
     of the previous call with the same `name` on this thread when it is large enough."""
-    buffers = _local.__dict__.setdefault("buffers", {})
+    buffers = _buffers()
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
     buffer = buffers.get(name)
@@ -35,5 +52,8 @@ def scratch(name, shape, dtype):
 
 
 def release_scratch():
-    """Free this thread's scratch buffers; the next convolution allocates them again."""
-    _local.__dict__.pop("buffers", None)
+    """Free the scratch buffers of every thread (the convolution workers' too); the next
+    convolution allocates them again. Views handed out earlier keep their memory alive."""
+    with _lock:
+        for buffers in list(_every_thread):
+            buffers.clear()

@@ -8,7 +8,7 @@
 """
 import numpy as np
 
-from .. import kernels
+from .. import kernels, parallel
 from ..backend import get_array_module
 from ..config import get_workspace_limit
 from ..scratch import scratch
@@ -77,8 +77,11 @@ class Conv2d(Function):
             y = xp.empty((n, oc, self.oh, self.ow), dtype=x.dtype)
             w_groups = weight.reshape(groups, oc // groups, -1)              # (G, OCg, K)
             y_groups = y.reshape(n, groups, oc // groups, -1)                 # (N, G, OCg, L)
-            for chunk in self._chunks():
-                _batched_matmul(w_groups, self._columns(x[chunk]), y_groups[chunk])
+
+            def forward_chunks(chunks):
+                for chunk in chunks:
+                    _batched_matmul(w_groups, self._columns(x[chunk]), y_groups[chunk])
+            self._map_chunks(forward_chunks)
         if bias is not None:
             y += bias.reshape(1, -1, 1, 1)
         return y
@@ -105,11 +108,14 @@ class Conv2d(Function):
         n, oc, pixels = x.shape[0], self.weight.shape[0], self.oh * self.ow
         w_rows_t = self._weight_rows().T                                        # (R, OC)
         y = np.empty((n, oc, self.oh, self.ow), dtype=x.dtype)
-        for chunk in self._chunks():
-            images = chunk.stop - chunk.start
-            y_rows = scratch("conv2d.y_rows", (images, pixels, oc), x.dtype)      # (n, L, OC)
-            np.matmul(self._rows(x[chunk]), w_rows_t, out=y_rows.reshape(images * pixels, oc))
-            kernels.swap_last_axes(y_rows, out=y[chunk].reshape(images, oc, pixels))
+
+        def forward_chunks(chunks):
+            for chunk in chunks:
+                images = chunk.stop - chunk.start
+                y_rows = scratch("conv2d.y_rows", (images, pixels, oc), x.dtype)      # (n, L, OC)
+                np.matmul(self._rows(x[chunk]), w_rows_t, out=y_rows.reshape(images * pixels, oc))
+                kernels.swap_last_axes(y_rows, out=y[chunk].reshape(images, oc, pixels))
+        self._map_chunks(forward_chunks)
         return y
 
     def _backward_rows(self, gy, need_gx, need_gw):
@@ -119,38 +125,65 @@ class Conv2d(Function):
         oc, _, kh, kw = self.weight.shape
         pixels = self.oh * self.ow
         w_rows = np.ascontiguousarray(self._weight_rows())                     # (OC, R)
-        gw_rows = np.zeros_like(w_rows) if need_gw else None
-        part = np.empty_like(w_rows) if need_gw else None
         gx = np.empty_like(x) if need_gx else None
-        for chunk in self._chunks():
-            images = chunk.stop - chunk.start
-            gy_rows = scratch("conv2d.gy_rows", (images, pixels, oc), gy.dtype)   # (n, L, OC)
-            kernels.swap_last_axes(gy[chunk].reshape(images, oc, pixels), out=gy_rows)
-            gy_rows = gy_rows.reshape(images * pixels, oc)
-            if need_gw:
-                np.matmul(gy_rows.T, self._rows(x[chunk]), out=part)
-                gw_rows += part
-            if need_gx:
-                g_rows = scratch("conv2d.rows", (images, self.oh, self.ow, kh, kw, c), gy.dtype)
-                np.matmul(gy_rows, w_rows, out=g_rows.reshape(images * pixels, -1))
-                kernels.row2im(g_rows, h, w, sy, sx, py, px, dy, dx, out=gx[chunk])
-        gw = np.ascontiguousarray(gw_rows.reshape(oc, kh, kw, c).transpose(0, 3, 1, 2)) if need_gw else None
-        return gx, gw
+
+        def backward_chunks(chunks):
+            """Fills gx for these chunks; returns their part of the weight gradient."""
+            gw_rows = np.zeros_like(w_rows) if need_gw else None
+            part = np.empty_like(w_rows) if need_gw else None
+            for chunk in chunks:
+                images = chunk.stop - chunk.start
+                gy_rows = scratch("conv2d.gy_rows", (images, pixels, oc), gy.dtype)   # (n, L, OC)
+                kernels.swap_last_axes(gy[chunk].reshape(images, oc, pixels), out=gy_rows)
+                gy_rows = gy_rows.reshape(images * pixels, oc)
+                if need_gw:
+                    np.matmul(gy_rows.T, self._rows(x[chunk]), out=part)
+                    gw_rows += part
+                if need_gx:
+                    g_rows = scratch("conv2d.rows", (images, self.oh, self.ow, kh, kw, c), gy.dtype)
+                    np.matmul(gy_rows, w_rows, out=g_rows.reshape(images * pixels, -1))
+                    kernels.row2im(g_rows, h, w, sy, sx, py, px, dy, dx, out=gx[chunk])
+            return gw_rows
+        gw_parts = self._map_chunks(backward_chunks)
+        if not need_gw:
+            return gx, None
+        gw_rows = sum(gw_parts[1:], gw_parts[0])
+        return gx, np.ascontiguousarray(gw_rows.reshape(oc, kh, kw, c).transpose(0, 3, 1, 2))
 
     def _is_pointwise(self):
         return self.weight.shape[2:] == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0)
 
     def _chunks(self):
         """Slices of the batch whose column buffer fits the workspace limit (and, on the
-        CPU, the cache)."""
-        n, c = self.x.shape[:2]
-        kh, kw = self.weight.shape[2:]
-        per_image = c * kh * kw * self.oh * self.ow * self.x.itemsize
-        limit = get_workspace_limit()
+        CPU, the cache), shared by the workers that run at once. A pointwise convolution
+        needs no columns: one slice per worker."""
+        n, workers = self.x.shape[0], self._workers()
+        limit = get_workspace_limit() // workers
         if get_array_module(self.x) is np:
             limit = min(limit, CPU_CHUNK_BYTES)
-        step = n if self._is_pointwise() else max(1, min(n, limit // per_image))
+        step = -(-n // workers) if self._is_pointwise() else max(1, min(n, limit // self._column_bytes()))
         return [slice(start, min(start + step, n)) for start in range(0, n, step)]
+
+    def _column_bytes(self):
+        """Bytes of one image's im2col columns (or im2row rows)."""
+        kh, kw = self.weight.shape[2:]
+        return self.x.shape[1] * kh * kw * self.oh * self.ow * self.x.itemsize
+
+    def _workers(self):
+        """Threads that share the chunks: on the CPU, tinycnn.parallel's workers, as many as
+        have room for one image's columns twice within the workspace limit (a worker's padded
+        image and GEMM output come on top of its columns); on the GPU, one."""
+        if get_array_module(self.x) is not np:
+            return 1
+        if self._is_pointwise():
+            return parallel.workers()
+        return max(1, min(parallel.workers(), get_workspace_limit() // (2 * self._column_bytes())))
+
+    def _map_chunks(self, work):
+        """work(chunks) for every chunk of the batch: on the CPU, split between the worker
+        threads (tinycnn.parallel), each returning its own result; on the GPU, in one call."""
+        chunks = self._chunks()
+        return parallel.map_parts(work, chunks) if self._workers() > 1 else [work(chunks)]
 
     def _column_buffer(self, name, n):
         """Space for the (n, C, KH, KW, OH, OW) columns of n images: reused scratch memory
@@ -191,22 +224,28 @@ class Conv2d(Function):
             return (*self._backward_rows(gy, need_gx, need_gw), gb)
         gy_groups = gy.reshape(n, groups, oc // groups, -1)                          # (N, G, OCg, L)
         w_groups_t = xp.ascontiguousarray(weight.reshape(groups, oc // groups, -1).swapaxes(-1, -2))  # (G, K, OCg)
-        gw = xp.zeros((groups, oc // groups, w_groups_t.shape[1]), dtype=weight.dtype) if need_gw else None
         gx = xp.empty_like(x) if need_gx else None
-        for chunk in self._chunks():
-            if need_gw:
-                _add_weight_gradient(gw, gy_groups[chunk], self._columns(x[chunk]))  # col (n, G, K, L)
-            if not need_gx:
-                continue
-            images = chunk.stop - chunk.start
-            col_shape = (images, groups, w_groups_t.shape[1], self.oh * self.ow)     # (n, G, K, L)
-            if self._is_pointwise():
-                _batched_matmul(w_groups_t, gy_groups[chunk], gx[chunk].reshape(col_shape))
-            else:
-                gcol = self._column_buffer("conv2d.gcol", images)
-                _batched_matmul(w_groups_t, gy_groups[chunk], gcol.reshape(col_shape))
-                kernels.col2im(gcol, h, w, sy, sx, py, px, dy, dx, out=gx[chunk])
-        return gx, gw.reshape(weight.shape) if need_gw else None, gb
+
+        def backward_chunks(chunks):
+            """Fills gx for these chunks; returns their part of the weight gradient."""
+            gw = xp.zeros((groups, oc // groups, w_groups_t.shape[1]), dtype=weight.dtype) if need_gw else None
+            for chunk in chunks:
+                if need_gw:
+                    _add_weight_gradient(gw, gy_groups[chunk], self._columns(x[chunk]))  # col (n, G, K, L)
+                if not need_gx:
+                    continue
+                images = chunk.stop - chunk.start
+                col_shape = (images, groups, w_groups_t.shape[1], self.oh * self.ow)     # (n, G, K, L)
+                if self._is_pointwise():
+                    _batched_matmul(w_groups_t, gy_groups[chunk], gx[chunk].reshape(col_shape))
+                else:
+                    gcol = self._column_buffer("conv2d.gcol", images)
+                    _batched_matmul(w_groups_t, gy_groups[chunk], gcol.reshape(col_shape))
+                    kernels.col2im(gcol, h, w, sy, sx, py, px, dy, dx, out=gx[chunk])
+            return gw
+        gw_parts = self._map_chunks(backward_chunks)
+        gw = sum(gw_parts[1:], gw_parts[0]).reshape(weight.shape) if need_gw else None
+        return gx, gw, gb
 
 
 def _batched_matmul(a, b, out):
