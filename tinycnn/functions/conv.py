@@ -41,7 +41,9 @@ class Conv2d(Function):
     (tinycnn.set_workspace_limit), and it is rebuilt in backward instead of kept.
     On the CPU the chunks are also small enough to stay in the L3 cache between im2col
     and the GEMMs that read it (``CPU_CHUNK_BYTES``), and the column buffers are reused
-    from call to call (tinycnn.scratch) instead of allocated fresh.
+    from call to call (tinycnn.scratch) instead of allocated fresh, and the chunks are
+    shared by one worker thread per core (tinycnn.parallel), each worker summing its own
+    part of the weight gradient.
     A 1x1 stride-1 unpadded convolution needs no im2col: x itself is (N, G, Cg, H*W).
     Depthwise convolution (groups == C, one input channel per filter) runs a direct kernel.
 
