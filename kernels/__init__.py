@@ -200,16 +200,23 @@ def _window_args(kernel, kh, kw, sy, sx, py, px, dy=1, dx=1):
 # ---------------------------------------------------------------- convolution
 
 
-def im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
-    """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow) with
-    col[n, c, i, j, y, x] = x[n, c, y*sy - py + i*dy, x*sx - px + j*dx] (0 outside the input).
-    ``out``: an optional C-contiguous array of that shape and x's dtype to write into."""
-    name = "im2col"
+def _image_windows(name, x, kh, kw, sy, sx, py, px, dy, dx, oh, ow):
+    """Checks of im2col and im2row: x is (N, C, H, W) and (oh, ow) windows fit it. Returns
+    the window arguments and output size as Python ints."""
     _check_array(name, "x", x, 4, "(N, C, H, W)")
     kh, kw, sy, sx, py, px, dy, dx = _window_args(name, kh, kw, sy, sx, py, px, dy, dx)
     oh, ow = _ints(name, 1, oh=oh, ow=ow)
     _check_conv_out(name, "h", x.shape[2], oh, kh, sy, py, dy)
     _check_conv_out(name, "w", x.shape[3], ow, kw, sx, px, dx)
+    return kh, kw, sy, sx, py, px, dy, dx, oh, ow
+
+
+def im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
+    """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow) with
+    col[n, c, i, j, y, x] = x[n, c, y*sy - py + i*dy, x*sx - px + j*dx] (0 outside the input).
+    ``out``: an optional C-contiguous array of that shape and x's dtype to write into."""
+    name = "im2col"
+    kh, kw, sy, sx, py, px, dy, dx, oh, ow = _image_windows(name, x, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
     _check_out(name, out, x, x.shape[:2] + (kh, kw, oh, ow))
     return _run(name, x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=out)
 
@@ -234,11 +241,7 @@ def im2row(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
     output pixel, rows[n, y, x, i, j, c] = col[n, c, i, j, y, x]. ``out``: an optional
     C-contiguous array of that shape and x's dtype to write into."""
     name = "im2row"
-    _check_array(name, "x", x, 4, "(N, C, H, W)")
-    kh, kw, sy, sx, py, px, dy, dx = _window_args(name, kh, kw, sy, sx, py, px, dy, dx)
-    oh, ow = _ints(name, 1, oh=oh, ow=ow)
-    _check_conv_out(name, "h", x.shape[2], oh, kh, sy, py, dy)
-    _check_conv_out(name, "w", x.shape[3], ow, kw, sx, px, dx)
+    kh, kw, sy, sx, py, px, dy, dx, oh, ow = _image_windows(name, x, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
     _check_out(name, out, x, (x.shape[0], oh, ow, kh, kw, x.shape[1]))
     return _run(name, x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=out)
 
