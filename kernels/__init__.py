@@ -369,29 +369,35 @@ def _check_batch_norm(name, x, eps, **per_channel):
     return _real(name, "eps", eps, minimum=0)
 
 
-def batch_norm_forward_train(x, gamma, beta, eps):
+def batch_norm_forward_train(x, gamma, beta, eps, relu=False):
     """x (N, C, L) -> (y, mean, var): normalise with the batch mean and biased variance
-    over axes (0, 2), then y = xhat * gamma + beta."""
+    over axes (0, 2), then y = xhat * gamma + beta; ``relu`` fuses y = max(y, 0)."""
     name = "batch_norm_forward_train"
     eps = _check_batch_norm(name, x, eps, gamma=gamma, beta=beta)
-    return _run(name, x, gamma, beta, eps)
+    return _run(name, x, gamma, beta, eps, bool(relu))
 
 
-def batch_norm_forward_eval(x, gamma, beta, mean, var, eps):
-    """x (N, C, L) -> y = (x - mean) / sqrt(var + eps) * gamma + beta with given statistics."""
+def batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu=False):
+    """x (N, C, L) -> y = (x - mean) / sqrt(var + eps) * gamma + beta with given statistics;
+    ``relu`` fuses y = max(y, 0)."""
     name = "batch_norm_forward_eval"
     eps = _check_batch_norm(name, x, eps, gamma=gamma, beta=beta, mean=mean, var=var)
-    return _run(name, x, gamma, beta, mean, var, eps)
+    return _run(name, x, gamma, beta, mean, var, eps, bool(relu))
 
 
-def batch_norm_backward(x, gy, gamma, mean, var, eps):
-    """Training-mode gradient (batch statistics) -> (gx, ggamma, gbeta)."""
+def batch_norm_backward(x, gy, gamma, mean, var, eps, y=None):
+    """Training-mode gradient (batch statistics) -> (gx, ggamma, gbeta). ``y``: the output of a
+    forward with ``relu=True``; the gradient reaching BatchNorm is then gy where y > 0, else 0."""
     name = "batch_norm_backward"
     eps = _check_batch_norm(name, x, eps, gamma=gamma, mean=mean, var=var)
     _check_array(name, "gy", gy, 3, "(N, C, L)")
     _check_shape(name, "gy", gy, x.shape)
     _check_same_dtype(name, x=x, gy=gy)
-    return _run(name, x, gy, gamma, mean, var, eps)
+    if y is not None:
+        _check_array(name, "y", y, 3, "(N, C, L)")
+        _check_shape(name, "y", y, x.shape)
+        _check_same_dtype(name, x=x, y=y)
+    return _run(name, x, gy, gamma, mean, var, eps, y)
 
 
 # ---------------------------------------------------------------- depthwise convolution

@@ -177,22 +177,27 @@ def _per_channel(v):
     return v[None, :, None]
 
 
-def batch_norm_forward_train(x, gamma, beta, eps):
-    """x (N, C, L): normalise with the batch mean and biased variance -> (y, mean, var)."""
+def batch_norm_forward_train(x, gamma, beta, eps, relu=False):
+    """x (N, C, L): normalise with the batch mean and biased variance -> (y, mean, var).
+    ``relu``: y = max(y, 0) (a ReLU fused after the normalisation)."""
     mean = x.mean(axis=(0, 2))
     var = x.var(axis=(0, 2))
-    y = batch_norm_forward_eval(x, gamma, beta, mean, var, eps)
+    y = batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu)
     return y, mean, var
 
 
-def batch_norm_forward_eval(x, gamma, beta, mean, var, eps):
+def batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu=False):
     """x (N, C, L): normalise with given statistics."""
     xhat = (x - _per_channel(mean)) / np.sqrt(_per_channel(var) + eps)
-    return xhat * _per_channel(gamma) + _per_channel(beta)
+    y = xhat * _per_channel(gamma) + _per_channel(beta)
+    return np.where(y < 0, 0, y).astype(y.dtype) if relu else y
 
 
-def batch_norm_backward(x, gy, gamma, mean, var, eps):
-    """Training-mode gradient (the batch statistics depend on x) -> (gx, ggamma, gbeta)."""
+def batch_norm_backward(x, gy, gamma, mean, var, eps, y=None):
+    """Training-mode gradient (the batch statistics depend on x) -> (gx, ggamma, gbeta).
+    ``y``: the output of a fused ReLU; the gradient reaching BatchNorm is gy where y > 0."""
+    if y is not None:
+        gy = np.where(y > 0, gy, 0).astype(gy.dtype)
     m = x.shape[0] * x.shape[2]
     invstd = 1 / np.sqrt(var + eps)
     xhat = (x - _per_channel(mean)) * _per_channel(invstd)

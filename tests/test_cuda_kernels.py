@@ -308,7 +308,7 @@ def test_lrn_forward_and_backward_match_reference(device, n, c, hw, size, alpha,
 @st.composite
 def batch_norm_cases(draw):
     shape = (draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 9)))
-    return shape, draw(st.sampled_from([1e-5, 1e-3])), draw(dtypes), draw(seeds)
+    return shape, draw(st.sampled_from([1e-5, 1e-3])), draw(st.booleans()), draw(dtypes), draw(seeds)
 
 
 def _batch_norm_arrays(shape, dtype, seed):
@@ -321,27 +321,28 @@ def _batch_norm_arrays(shape, dtype, seed):
 @given(case=batch_norm_cases(), launch=odd_launches)
 @examples()
 def test_batch_norm_forward_train_and_eval_match_reference(device, case, launch):
-    shape, eps, dtype, seed = case
+    shape, eps, relu, dtype, seed = case
     x, gamma, beta = _batch_norm_arrays(shape, dtype, seed)
-    results = run_everywhere(device, launch, kcuda.batch_norm_forward_train, x, gamma, beta, eps)
-    assert_all_close(results, reference.batch_norm_forward_train(x, gamma, beta, eps), dtype)
+    results = run_everywhere(device, launch, kcuda.batch_norm_forward_train, x, gamma, beta, eps, relu)
+    assert_all_close(results, reference.batch_norm_forward_train(x, gamma, beta, eps, relu), dtype)
     mean = random_array(seed + 1, shape[1:2], dtype)
     var = np.abs(random_array(seed + 2, shape[1:2], dtype))
     results = run_everywhere(device, launch, kcuda.batch_norm_forward_eval, x, gamma, beta, mean,
-                             var, eps)
-    assert_all_close(results, reference.batch_norm_forward_eval(x, gamma, beta, mean, var, eps),
+                             var, eps, relu)
+    assert_all_close(results, reference.batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu),
                      dtype)
 
 
 @given(case=batch_norm_cases(), launch=odd_launches)
 @examples()
 def test_batch_norm_backward_matches_reference(device, case, launch):
-    shape, eps, dtype, seed = case
-    x, gamma, _ = _batch_norm_arrays(shape, dtype, seed)
+    shape, eps, relu, dtype, seed = case
+    x, gamma, beta = _batch_norm_arrays(shape, dtype, seed)
     gy = random_array(seed + 1, shape, dtype)
-    _, mean, var = reference.batch_norm_forward_train(x, gamma, gamma, eps)
-    results = run_everywhere(device, launch, kcuda.batch_norm_backward, x, gy, gamma, mean, var, eps)
-    expected = reference.batch_norm_backward(x, gy, gamma, mean, var, eps)
+    y, mean, var = reference.batch_norm_forward_train(x, gamma, beta, eps, relu)
+    y = y if relu else None
+    results = run_everywhere(device, launch, kcuda.batch_norm_backward, x, gy, gamma, mean, var, eps, y)
+    expected = reference.batch_norm_backward(x, gy, gamma, mean, var, eps, y)
     # gx cancels m * gy against two sums of m terms: scale the absolute tolerance with m
     assert_all_close(results, expected, dtype, scale=shape[0] * shape[2])
 

@@ -9,7 +9,7 @@ The strategies ``conv_cases`` and ``pool_cases`` are shared with test_torch_pari
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import tinycnn
@@ -312,15 +312,20 @@ batch_norm_shapes = st.one_of(
 
 
 @settings(max_examples=25, deadline=None)
-@given(shape=batch_norm_shapes, training=st.booleans(), seed=seeds)
-def test_batch_norm(shape, training, seed):
-    """Gradients w.r.t. x, gamma and beta; training uses batch statistics, eval the running ones."""
+@given(shape=batch_norm_shapes, training=st.booleans(), relu=st.booleans(), seed=seeds)
+def test_batch_norm(shape, training, relu, seed):
+    """Gradients w.r.t. x, gamma and beta; training uses batch statistics, eval the running ones;
+    ``relu``: the fused F.batch_norm_relu, its outputs kept away from the ReLU's kink."""
     rng = np.random.default_rng(seed)
     channels = shape[1]
     x = random_tensor(rng, shape, -2.0, 2.0)
     gamma, beta = random_tensor(rng, (channels,), 0.5, 1.5), random_tensor(rng, (channels,))
     running_mean, running_var = rng.normal(size=channels), rng.uniform(0.5, 2.0, channels)
-    check(lambda x, g, b: F.batch_norm(x, g, b, running_mean, running_var, training=training), x, gamma, beta)
+    function = F.batch_norm_relu if relu else F.batch_norm
+    if relu:
+        before_relu = F.batch_norm(x, gamma, beta, running_mean.copy(), running_var.copy(), training=training)
+        assume(np.abs(before_relu.numpy()).min() > 1e-3)
+    check(lambda x, g, b: function(x, g, b, running_mean, running_var, training=training), x, gamma, beta)
 
 
 @settings(max_examples=10, deadline=None)

@@ -172,13 +172,15 @@ def check_lrn(shape, seed, size, alpha, beta, k):
     assert_cpu_matches_reference("lrn_backward", x, y, scale, gy, size, alpha, beta)
 
 
-def check_batch_norm(shape, seed, eps):
+def check_batch_norm(shape, seed, eps, relu=False):
     x = normal(seed, *shape) * 3 + 1
     gamma, beta = normal(seed + 1, shape[1]), normal(seed + 2, shape[1])
-    _, mean, var = assert_cpu_matches_reference("batch_norm_forward_train", x, gamma, beta, eps)
-    assert_cpu_matches_reference("batch_norm_forward_eval", x, gamma, beta, mean, var, eps)
+    y, mean, var = assert_cpu_matches_reference("batch_norm_forward_train", x, gamma, beta, eps, relu)
+    assert_cpu_matches_reference("batch_norm_forward_eval", x, gamma, beta, mean, var, eps, relu)
     gy = normal(seed + 3, *shape)
-    assert_cpu_matches_reference("batch_norm_backward", x, gy, gamma, mean, var, eps)
+    assert_cpu_matches_reference("batch_norm_backward", x, gy, gamma, mean, var, eps, y if relu else None)
+    if relu:
+        assert (y >= 0).all()
 
 
 # ---------------------------------------------------------------- cpu == reference on drawn configurations
@@ -285,10 +287,23 @@ def test_lrn_cpu_matches_reference(n, c, h, w, size, alpha, beta, k, seed):
 
 
 @given(n=st.integers(1, 4), c=st.integers(1, 5), length=st.integers(1, 20),
-       eps=st.sampled_from([1e-5, 1e-3]), seed=seeds)
+       eps=st.sampled_from([1e-5, 1e-3]), relu=st.booleans(), seed=seeds)
 @EXAMPLES
-def test_batch_norm_cpu_matches_reference(n, c, length, eps, seed):
-    check_batch_norm((n, c, length), seed, eps)
+def test_batch_norm_cpu_matches_reference(n, c, length, eps, relu, seed):
+    check_batch_norm((n, c, length), seed, eps, relu)
+
+
+def test_batch_norm_relu_is_relu_of_batch_norm_and_masks_the_gradient():
+    x = normal(0, 3, 4, 50)
+    gamma, beta, gy = normal(1, 4), normal(2, 4), normal(3, 3, 4, 50)
+    plain, mean, var = kernels.batch_norm_forward_train(x, gamma, beta, 1e-5)
+    fused, _, _ = kernels.batch_norm_forward_train(x, gamma, beta, 1e-5, relu=True)
+    np.testing.assert_array_equal(fused, np.maximum(plain, 0))
+    assert 0 < (fused == 0).mean() < 1
+    masked = np.where(plain > 0, gy, 0)
+    for got, expected in zip(kernels.batch_norm_backward(x, gy, gamma, mean, var, 1e-5, y=fused),
+                             kernels.batch_norm_backward(x, masked, gamma, mean, var, 1e-5)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
 # ---------------------------------------------------------------- borders (also run bounds-checked)
@@ -340,8 +355,9 @@ def test_lrn_edge_cases(channels, size):
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1), (1, 3, 1), (5, 1, 1), (2, 2, 7)])
-def test_batch_norm_edge_cases(shape):
-    check_batch_norm(shape, 0, 1e-5)
+@pytest.mark.parametrize("relu", [False, True])
+def test_batch_norm_edge_cases(shape, relu):
+    check_batch_norm(shape, 0, 1e-5, relu)
 
 
 # ---------------------------------------------------------------- max pooling: ties, padding, NaN

@@ -122,6 +122,43 @@ def test_default_conv_init_is_pytorch_bound():
     assert np.abs(conv.weight.data).max() > 0.8 * bound
 
 
+def _run_and_differentiate(net, x):
+    """Output and the gradients of its sum of squares w.r.t. every parameter and the input."""
+    x = Tensor(x, requires_grad=True)
+    for p in net.parameters():
+        p.grad = None
+    y = net(x)
+    (y * y).sum().backward()
+    return [y.numpy(), np.asarray(x.grad)] + [np.asarray(p.grad) for p in net.parameters()]
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_sequential_fuses_batch_norm_and_relu_with_the_same_results(training):
+    net = small_net()
+    net.bn.bias.data[:] = [0.5, -0.5, 0.1, -0.1]      # some channels mostly positive, some mostly zero
+    net.train(training)
+    x = np.random.default_rng(0).normal(size=(4, 3, 6, 6)).astype(np.float32)
+    start = [b.copy() for b in net.buffers()]
+
+    def run():
+        for buffer, value in zip(net.buffers(), start):
+            buffer[:] = value
+        results = _run_and_differentiate(net, x)
+        return results + [b.copy() for b in net.buffers()]
+
+    fused_output = net[:3](Tensor(x))
+    assert type(fused_output.creator).__name__ == "BatchNorm" and fused_output.creator.relu
+    assert 0 < (fused_output.numpy() == 0).mean() < 1
+    fused = run()
+    seen = []
+    net.bn.register_forward_hook(lambda module, inputs, output: seen.append(output.numpy().min()))
+    assert type(net[:3](Tensor(x)).creator).__name__ == "ReLU"
+    layer_by_layer = run()
+    assert seen[-1] < 0                                  # the hook saw BatchNorm's own output
+    for got, expected in zip(fused, layer_by_layer):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
 def test_forward_hook_sees_every_call_and_can_be_removed():
     net, calls = small_net(), []
     handle = net.fc.register_forward_hook(lambda module, inputs, output: calls.append(output.shape))

@@ -3,6 +3,10 @@
 Per-channel sums run over N*L values (65536 for a 64-image batch of 32x32 maps), so they
 accumulate in float64 and are returned in the input dtype; the elementwise passes stay in
 the input dtype.
+
+``relu=True`` fuses a ReLU after the normalisation (y = max(BN(x), 0), NaN kept), and the
+backward then takes the fused output ``y`` and zeroes gy where y <= 0: one pass over memory
+instead of a BatchNorm pass and a ReLU pass, forward and backward.
 """
 import numpy as np
 from numba import njit, prange
@@ -10,29 +14,30 @@ from numba import njit, prange
 from .common import PARALLEL, SUMS
 
 
-def batch_norm_forward_train(x, gamma, beta, eps):
+def batch_norm_forward_train(x, gamma, beta, eps, relu=False):
     """-> (y, mean, var) with the batch mean and biased variance over axes (0, 2)."""
     y = np.empty_like(x)
     mean = np.empty(x.shape[1], x.dtype)
     var = np.empty(x.shape[1], x.dtype)
     _batch_norm_statistics(x, mean, var)
-    _batch_norm_normalize(x, gamma, beta, mean, var, eps, y)
+    _batch_norm_normalize(x, gamma, beta, mean, var, eps, relu, y)
     return y, mean, var
 
 
-def batch_norm_forward_eval(x, gamma, beta, mean, var, eps):
+def batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu=False):
     """y = (x - mean) / sqrt(var + eps) * gamma + beta with the given statistics."""
     y = np.empty_like(x)
-    _batch_norm_normalize(x, gamma, beta, mean, var, eps, y)
+    _batch_norm_normalize(x, gamma, beta, mean, var, eps, relu, y)
     return y
 
 
-def batch_norm_backward(x, gy, gamma, mean, var, eps):
-    """Training-mode gradient -> (gx, ggamma, gbeta)."""
+def batch_norm_backward(x, gy, gamma, mean, var, eps, y=None):
+    """Training-mode gradient -> (gx, ggamma, gbeta); ``y``: the output of a fused ReLU."""
     gx = np.empty_like(x)
     ggamma = np.empty(x.shape[1], x.dtype)
     gbeta = np.empty(x.shape[1], x.dtype)
-    _batch_norm_backward(x, gy, gamma, mean, var, eps, gx, ggamma, gbeta)
+    relu = y is not None
+    _batch_norm_backward(x, gy, gamma, mean, var, eps, relu, y if relu else gy, gx, ggamma, gbeta)
     return gx, ggamma, gbeta
 
 
@@ -56,7 +61,7 @@ def _batch_norm_statistics(x, mean, var):
 
 
 @njit(cache=True, nogil=True, parallel=PARALLEL)
-def _batch_norm_normalize(x, gamma, beta, mean, var, eps, y):
+def _batch_norm_normalize(x, gamma, beta, mean, var, eps, relu, y):
     n_images, channels, length = x.shape
     t = x.dtype.type
     for c in prange(channels):
@@ -64,12 +69,18 @@ def _batch_norm_normalize(x, gamma, beta, mean, var, eps, y):
         scale = t(gamma[c] / np.sqrt(var[c] + t(eps)))   # gamma / std
         shift = beta[c]
         for n in range(n_images):
-            for i in range(length):
-                y[n, c, i] = (x[n, c, i] - mu) * scale + shift
+            if relu:
+                for i in range(length):
+                    value = (x[n, c, i] - mu) * scale + shift
+                    y[n, c, i] = t(0) if value < 0 else value
+            else:
+                for i in range(length):
+                    y[n, c, i] = (x[n, c, i] - mu) * scale + shift
 
 
 @njit(cache=True, nogil=True, parallel=PARALLEL, fastmath=SUMS)
-def _batch_norm_backward(x, gy, gamma, mean, var, eps, gx, ggamma, gbeta):
+def _batch_norm_backward(x, gy, gamma, mean, var, eps, relu, y, gx, ggamma, gbeta):
+    # With relu, the gradient reaching BatchNorm is gy where y > 0, else 0.
     n_images, channels, length = x.shape
     t = x.dtype.type
     count = n_images * length
@@ -80,7 +91,7 @@ def _batch_norm_backward(x, gy, gamma, mean, var, eps, gx, ggamma, gbeta):
         sum_gy_centered = 0.0
         for n in range(n_images):
             for i in range(length):
-                g = gy[n, c, i]
+                g = gy[n, c, i] if not relu or y[n, c, i] > 0 else t(0)
                 sum_gy += g
                 sum_gy_centered += g * np.float64(x[n, c, i] - mu)
         gbeta[c] = sum_gy
@@ -92,5 +103,6 @@ def _batch_norm_backward(x, gy, gamma, mean, var, eps, gx, ggamma, gbeta):
         m = t(count)
         for n in range(n_images):
             for i in range(length):
+                g = gy[n, c, i] if not relu or y[n, c, i] > 0 else t(0)
                 xhat = (x[n, c, i] - mu) * invstd
-                gx[n, c, i] = factor * (m * gy[n, c, i] - gb - xhat * gg)
+                gx[n, c, i] = factor * (m * g - gb - xhat * gg)

@@ -24,7 +24,7 @@ Example, on a machine with a GPU::
 
 Test hooks (tests/test_cuda_kernels.py uses them to run this module on the CPU):
 ``_cupy`` is the array module; all that is asked of it is ``empty(shape, dtype=)``,
-``ascontiguousarray`` and, on its arrays, ``shape``/``dtype``/``size``, ``mean``/``var``/``sum``
+``ascontiguousarray``, ``where`` and, on its arrays, ``shape``/``dtype``/``size``, ``mean``/``var``/``sum``
 over axes, ``[:, None]`` and arithmetic (numpy qualifies). ``_get_kernel(name)`` returns
 something called like a CuPy kernel, ``kernel(grid, block, args)``. ``_BLOCK_SIZE`` and
 ``_MAX_BLOCKS`` shape every launch.
@@ -248,26 +248,29 @@ def lrn_backward(x, y, scale, gy, size, alpha, beta):
     return gx
 
 
-def batch_norm_forward_train(x, gamma, beta, eps):
+def batch_norm_forward_train(x, gamma, beta, eps, relu=False):
     """x (N, C, L): normalise with the batch mean and biased variance -> (y, mean, var)."""
     x = _inputs("batch_norm_forward_train", x)
     mean = x.mean(axis=(0, 2))
     var = x.var(axis=(0, 2))
-    return batch_norm_forward_eval(x, gamma, beta, mean, var, eps), mean, var
+    return batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu), mean, var
 
 
-def batch_norm_forward_eval(x, gamma, beta, mean, var, eps):
-    """x (N, C, L): normalise with the given per-channel mean and variance."""
+def batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu=False):
+    """x (N, C, L): normalise with the given per-channel mean and variance (then ReLU if ``relu``)."""
     x, gamma, beta, mean, var = _inputs("batch_norm_forward_eval", x, gamma, beta, mean, var)
     y = _empty(x.shape, x)
     n, c, l = x.shape
-    _launch("batch_norm_normalize", x.size, x, mean, var, gamma, beta, y, n, c, l, float(eps))
+    _launch("batch_norm_normalize", x.size, x, mean, var, gamma, beta, y, n, c, l, float(eps), bool(relu))
     return y
 
 
-def batch_norm_backward(x, gy, gamma, mean, var, eps):
-    """Training-mode gradient -> (gx, ggamma, gbeta); the sums are CuPy reductions."""
+def batch_norm_backward(x, gy, gamma, mean, var, eps, y=None):
+    """Training-mode gradient -> (gx, ggamma, gbeta); the sums are CuPy reductions. ``y``: the
+    output of a fused ReLU, whose gradient (gy where y > 0) reaches BatchNorm."""
     x, gy, gamma, mean, var = _inputs("batch_norm_backward", x, gy, gamma, mean, var)
+    if y is not None:
+        gy = _cupy.where(_inputs("batch_norm_backward", y) > 0, gy, gy.dtype.type(0))
     n, c, l = x.shape
     gbeta = gy.sum(axis=(0, 2))
     inv_std = (var + eps) ** -0.5

@@ -50,16 +50,18 @@ __device__ void lrn_backward(const T* x, const T* y, const T* scale, const T* gy
 }
 
 // One thread per element: y = (x - mean) / sqrt(var + eps) * gamma + beta. Serves training
-// (batch mean/var) and evaluation (running mean/var) alike.
+// (batch mean/var) and evaluation (running mean/var) alike. relu != 0 fuses a ReLU after it
+// (negative values become 0, NaN stays NaN).
 template <typename T>
 __device__ void batch_norm_normalize(const T* x, const T* mean, const T* var, const T* gamma,
-                                     const T* beta, T* y, int n, int c, int l, T eps)
+                                     const T* beta, T* y, int n, int c, int l, T eps, int relu)
 {
     const long long total = (long long)n * c * l;
     GRID_STRIDE_LOOP(index, total) {
         const int channel = (int)(index / l % c);
         const T inv_std = T(1) / sqrt(var[channel] + eps);
-        y[index] = (x[index] - mean[channel]) * inv_std * gamma[channel] + beta[channel];
+        const T value = (x[index] - mean[channel]) * inv_std * gamma[channel] + beta[channel];
+        y[index] = relu && value < T(0) ? T(0) : value;
     }
 }
 
@@ -97,9 +99,9 @@ __device__ void batch_norm_backward(const T* x, const T* gy, const T* mean, cons
     }                                                                                      \
     extern "C" __global__ void batch_norm_normalize_##SUFFIX(                              \
         const T* x, const T* mean, const T* var, const T* gamma, const T* beta, T* y,      \
-        int n, int c, int l, T eps)                                                        \
+        int n, int c, int l, T eps, int relu)                                              \
     {                                                                                      \
-        batch_norm_normalize(x, mean, var, gamma, beta, y, n, c, l, eps);                  \
+        batch_norm_normalize(x, mean, var, gamma, beta, y, n, c, l, eps, relu);            \
     }                                                                                      \
     extern "C" __global__ void batch_norm_backward_##SUFFIX(                               \
         const T* x, const T* gy, const T* mean, const T* var, const T* gamma,              \

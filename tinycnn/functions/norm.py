@@ -14,18 +14,21 @@ from .validate import require_float, require_ndim
 
 
 class BatchNorm(Function):
-    """Normalizes x viewed as (N, C, L): (N, C) -> (N, C, 1), (N, C, H, W) -> (N, C, H*W)."""
+    """Normalizes x viewed as (N, C, L): (N, C) -> (N, C, 1), (N, C, H, W) -> (N, C, H*W).
+    With ``relu`` a ReLU follows in the same pass over memory; backward then keeps the output
+    (its sign is the ReLU's mask) instead of a mask of its own."""
 
-    def __init__(self, training, eps, running_mean, running_var, momentum):
+    def __init__(self, training, eps, running_mean, running_var, momentum, relu=False):
         self.training, self.eps, self.momentum = training, eps, momentum
         self.running_mean, self.running_var = running_mean, running_var
+        self.relu = relu
 
     def forward(self, x, gamma, beta):
         self.shape = x.shape
         x3 = x.reshape(x.shape[0], x.shape[1], -1)
         self.x3, self.gamma = x3, gamma
         if self.training:
-            y, self.mean, self.var = kernels.batch_norm_forward_train(x3, gamma, beta, self.eps)
+            y, self.mean, self.var = kernels.batch_norm_forward_train(x3, gamma, beta, self.eps, self.relu)
             if self.running_mean is not None:
                 count = x3.shape[0] * x3.shape[2]
                 m = self.momentum
@@ -36,15 +39,19 @@ class BatchNorm(Function):
         else:
             self.mean, self.var = self.running_mean, self.running_var
             y = kernels.batch_norm_forward_eval(x3, gamma, beta, self.mean.astype(x.dtype),
-                                                self.var.astype(x.dtype), self.eps)
+                                                self.var.astype(x.dtype), self.eps, self.relu)
+        self.y3 = y if self.relu else None
         return y.reshape(self.shape)
 
     def backward(self, gy):
         gy3 = gy.reshape(self.x3.shape)
         if self.training:
-            gx, ggamma, gbeta = kernels.batch_norm_backward(self.x3, gy3, self.gamma, self.mean, self.var, self.eps)
+            gx, ggamma, gbeta = kernels.batch_norm_backward(self.x3, gy3, self.gamma, self.mean, self.var,
+                                                            self.eps, self.y3)
         else:   # statistics are constants: an affine map per channel
             xp = get_array_module(gy)
+            if self.relu:
+                gy3 = xp.where(self.y3 > 0, gy3, gy3.dtype.type(0))
             invstd = 1 / xp.sqrt(self.var.astype(gy.dtype) + gy.dtype.type(self.eps))
             xhat = (self.x3 - self.mean.astype(gy.dtype)[:, None]) * invstd[:, None]
             gbeta = gy3.sum(axis=(0, 2))
@@ -61,7 +68,25 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
     ``running = (1 - momentum) * running + momentum * batch``); eval uses the
     running statistics. ``gamma``/``beta`` may be None (no affine transform).
     """
-    op = "batch_norm"
+    return _batch_norm("batch_norm", x, gamma, beta, running_mean, running_var, training, momentum, eps)
+
+
+def batch_norm_relu(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
+    """relu(batch_norm(x, ...)) in one pass over memory, forward and backward; the same values.
+
+    nn.Sequential runs a BatchNorm followed by a ReLU through it.
+
+        >>> import numpy as np, tinycnn, tinycnn.functions as F
+        >>> x = tinycnn.Tensor(np.random.default_rng(0).normal(size=(8, 3, 4, 4)))
+        >>> y = F.batch_norm_relu(x, None, None, np.zeros(3), np.ones(3), training=True)
+        >>> bool((y.numpy() >= 0).all())
+        True
+    """
+    return _batch_norm("batch_norm_relu", x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                       relu=True)
+
+
+def _batch_norm(op, x, gamma, beta, running_mean, running_var, training, momentum, eps, relu=False):
     x = x if isinstance(x, Tensor) else Tensor(x)
     require_float(op, x)
     if x.ndim not in (2, 4):
@@ -79,7 +104,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
         raise ValueError(f"{op}: training needs more than one value per channel, got input shape {tuple(x.shape)}")
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{op}: eval mode needs running_mean and running_var, got None")
-    return BatchNorm(training, eps, running_mean, running_var, momentum)(x, gamma, beta)
+    return BatchNorm(training, eps, running_mean, running_var, momentum, relu)(x, gamma, beta)
 
 
 class LocalResponseNorm(Function):

@@ -127,11 +127,19 @@ class _BatchNorm(Module):
         self.register_buffer("running_var", np.ones(num_features, dtype=np.float32))
 
     def forward(self, x):
+        return self._normalize(F.batch_norm, x)
+
+    def forward_relu(self, x):
+        """relu(self(x)) in one pass over memory (F.batch_norm_relu), without forward hooks.
+        nn.Sequential calls it for a BatchNorm followed by a ReLU when neither has hooks."""
+        return self._normalize(F.batch_norm_relu, x)
+
+    def _normalize(self, function, x):
         if x.ndim not in self.expected_ndim:
             raise ValueError(f"{type(self).__name__}: expected a {' or '.join(f'{n}-D' for n in self.expected_ndim)} "
                              f"input, got shape {tuple(x.shape)}")
-        return F.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var,
-                            self.training, self.momentum, self.eps)
+        return function(x, self.weight, self.bias, self.running_mean, self.running_var,
+                        self.training, self.momentum, self.eps)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
