@@ -70,10 +70,13 @@ class Conv2d(Function):
         self.oh, self.ow = out_size("conv2d", h, kh, sy, py, dy), out_size("conv2d", w, kw, sx, px, dx)
         self.x, self.weight, self.has_bias = x, weight, bias is not None
         self.depthwise = groups == c and cg == 1 and groups > 1
+        bias4 = None if bias is None else bias.reshape(1, -1, 1, 1)
         if self.depthwise:
             y = kernels.depthwise_conv2d_forward(x, weight, sy, sx, py, px, dy, dx, self.oh, self.ow)
+            if bias4 is not None:
+                y += bias4
         elif self._uses_rows():
-            y = self._forward_rows()
+            y = self._forward_rows(bias4)
         else:
             xp = get_array_module(x)
             y = xp.empty((n, oc, self.oh, self.ow), dtype=x.dtype)
@@ -83,9 +86,9 @@ class Conv2d(Function):
             def forward_chunks(chunks):
                 for chunk in chunks:
                     _batched_matmul(w_groups, self._columns(x[chunk]), y_groups[chunk])
+                    if bias4 is not None:     # while the chunk is in the cache
+                        y[chunk] += bias4
             self._map_chunks(forward_chunks)
-        if bias is not None:
-            y += bias.reshape(1, -1, 1, 1)
         return y
 
     def _uses_rows(self):
@@ -105,7 +108,7 @@ class Conv2d(Function):
         kernels.im2row(x, kh, kw, sy, sx, py, px, dy, dx, self.oh, self.ow, out=rows)
         return rows.reshape(n * self.oh * self.ow, -1)
 
-    def _forward_rows(self):
+    def _forward_rows(self, bias4):
         x = self.x
         n, oc, pixels = x.shape[0], self.weight.shape[0], self.oh * self.ow
         w_rows_t = self._weight_rows().T                                        # (R, OC)
@@ -117,10 +120,13 @@ class Conv2d(Function):
                 y_rows = scratch("conv2d.y_rows", (images, pixels, oc), x.dtype)      # (n, L, OC)
                 np.matmul(self._rows(x[chunk]), w_rows_t, out=y_rows.reshape(images * pixels, oc))
                 kernels.swap_last_axes(y_rows, out=y[chunk].reshape(images, oc, pixels))
+                if bias4 is not None:
+                    y[chunk] += bias4
         self._map_chunks(forward_chunks)
         return y
 
     def _backward_rows(self, gy, need_gx, need_gw):
+        """-> (gx, gw, gb), each None where not needed."""
         x = self.x
         (sy, sx), (py, px), (dy, dx) = self.stride, self.padding, self.dilation
         n, c, h, w = x.shape
@@ -130,14 +136,17 @@ class Conv2d(Function):
         gx = np.empty_like(x) if need_gx else None
 
         def backward_chunks(chunks):
-            """Fills gx for these chunks; returns their part of the weight gradient."""
+            """Fills gx for these chunks; returns their part of the weight and bias gradients."""
             gw_rows = np.zeros_like(w_rows) if need_gw else None
             part = np.empty_like(w_rows) if need_gw else None
+            gb = np.zeros(oc, gy.dtype) if self.has_bias else None
             for chunk in chunks:
                 images = chunk.stop - chunk.start
                 gy_rows = scratch("conv2d.gy_rows", (images, pixels, oc), gy.dtype)   # (n, L, OC)
                 kernels.swap_last_axes(gy[chunk].reshape(images, oc, pixels), out=gy_rows)
                 gy_rows = gy_rows.reshape(images * pixels, oc)
+                if gb is not None:
+                    gb += gy_rows.sum(axis=0)
                 if need_gw:
                     np.matmul(gy_rows.T, self._rows(x[chunk]), out=part)
                     gw_rows += part
@@ -145,12 +154,10 @@ class Conv2d(Function):
                     g_rows = scratch("conv2d.rows", (images, self.oh, self.ow, kh, kw, c), gy.dtype)
                     np.matmul(gy_rows, w_rows, out=g_rows.reshape(images * pixels, -1))
                     kernels.row2im(g_rows, h, w, sy, sx, py, px, dy, dx, out=gx[chunk])
-            return gw_rows
-        gw_parts = self._map_chunks(backward_chunks)
-        if not need_gw:
-            return gx, None
-        gw_rows = sum(gw_parts[1:], gw_parts[0])
-        return gx, np.ascontiguousarray(gw_rows.reshape(oc, kh, kw, c).transpose(0, 3, 1, 2))
+            return gw_rows, gb
+        gw_rows, gb = _sum_parts(self._map_chunks(backward_chunks))
+        gw = np.ascontiguousarray(gw_rows.reshape(oc, kh, kw, c).transpose(0, 3, 1, 2)) if need_gw else None
+        return gx, gw, gb
 
     def _is_pointwise(self):
         return self.weight.shape[2:] == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0)
@@ -211,9 +218,9 @@ class Conv2d(Function):
         (sy, sx), (py, px), (dy, dx) = self.stride, self.padding, self.dilation
         n, c, h, w = x.shape
         oc, _, kh, kw = weight.shape
-        gb = gy.sum(axis=(0, 2, 3)) if self.has_bias else None
         need_gx, need_gw = self.needs_input_grad(0), self.needs_input_grad(1)   # no gx for the input image
         if self.depthwise:
+            gb = gy.sum(axis=(0, 2, 3)) if self.has_bias else None
             gx = gw = None
             if need_gx:
                 gx = kernels.depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dy, dx, in_channels=c)
@@ -223,15 +230,18 @@ class Conv2d(Function):
         xp = get_array_module(gy)
         gy = xp.ascontiguousarray(gy)
         if self._uses_rows():
-            return (*self._backward_rows(gy, need_gx, need_gw), gb)
+            return self._backward_rows(gy, need_gx, need_gw)
         gy_groups = gy.reshape(n, groups, oc // groups, -1)                          # (N, G, OCg, L)
         w_groups_t = xp.ascontiguousarray(weight.reshape(groups, oc // groups, -1).swapaxes(-1, -2))  # (G, K, OCg)
         gx = xp.empty_like(x) if need_gx else None
 
         def backward_chunks(chunks):
-            """Fills gx for these chunks; returns their part of the weight gradient."""
+            """Fills gx for these chunks; returns their part of the weight and bias gradients."""
             gw = xp.zeros((groups, oc // groups, w_groups_t.shape[1]), dtype=weight.dtype) if need_gw else None
+            gb = xp.zeros(oc, gy.dtype) if self.has_bias else None
             for chunk in chunks:
+                if gb is not None:
+                    gb += gy[chunk].sum(axis=(0, 2, 3))
                 if need_gw:
                     _add_weight_gradient(gw, gy_groups[chunk], self._columns(x[chunk]))  # col (n, G, K, L)
                 if not need_gx:
@@ -244,10 +254,14 @@ class Conv2d(Function):
                     gcol = self._column_buffer("conv2d.gcol", images)
                     _batched_matmul(w_groups_t, gy_groups[chunk], gcol.reshape(col_shape))
                     kernels.col2im(gcol, h, w, sy, sx, py, px, dy, dx, out=gx[chunk])
-            return gw
-        gw_parts = self._map_chunks(backward_chunks)
-        gw = sum(gw_parts[1:], gw_parts[0]).reshape(weight.shape) if need_gw else None
-        return gx, gw, gb
+            return gw, gb
+        gw, gb = _sum_parts(self._map_chunks(backward_chunks))
+        return gx, gw.reshape(weight.shape) if need_gw else None, gb
+
+
+def _sum_parts(parts):
+    """Sum the workers' partial gradients, element by element: [(gw, gb), ...] -> (gw, gb)."""
+    return tuple(None if first is None else sum(rest, first) for first, *rest in zip(*parts))
 
 
 def _batched_matmul(a, b, out):
