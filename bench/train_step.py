@@ -23,6 +23,7 @@ def run_tinycnn(model_name, batch, steps, warmup, device, train):
     import tinycnn.functions as F
     from tinycnn import models
     tinycnn.manual_seed(0)
+    tinycnn.keep_freed_memory()          # as tinycnn.train.fit does
     model = models.get(model_name, num_classes=10).to(device)
     rng = np.random.default_rng(0)
     x = tinycnn.Tensor(rng.random((batch, 3, 32, 32), dtype=np.float32)).to(device)

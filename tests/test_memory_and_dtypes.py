@@ -1,4 +1,6 @@
-"""The column buffer stays under the workspace limit, and float32 networks stay float32."""
+"""The column buffer stays under the workspace limit, float32 networks stay float32, and
+freed memory is kept for the next step."""
+import resource
 import tracemalloc
 
 import numpy as np
@@ -73,3 +75,22 @@ def test_scratch_buffers_are_reused_per_name_grown_on_demand_and_per_thread():
     assert not np.shares_memory(c, in_thread[0])
     release_scratch()
     assert not np.shares_memory(c, scratch("test", (100,), np.float64))
+
+
+def test_keep_freed_memory_gives_a_freed_block_back_without_page_faults():
+    """40 MiB is above glibc's largest automatic mmap threshold (32 MiB): by default such a
+    block goes back to the OS when freed and the next one faults in again (21 huge pages here)."""
+    def faults_of_a_fresh_block():
+        size = 40 * 2**20 // 4
+        np.ones(size, np.float32)                          # allocated, written, freed
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        block = np.ones(size, np.float32)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, block
+
+    assert tinycnn.keep_freed_memory()                     # glibc on the machines that run this
+    try:
+        faults, block = faults_of_a_fresh_block()
+        assert block.sum() == block.size
+        assert faults <= 2
+    finally:
+        tinycnn.release_scratch()                          # gives the kept memory back

@@ -11,7 +11,7 @@ from .random import manual_seed
 from .gradcheck import gradcheck, GradcheckError
 from .io import save, load
 from .config import set_workspace_limit, get_workspace_limit
-from .scratch import release_scratch
+from .scratch import release_scratch, keep_freed_memory
 from .parallel import set_num_threads, get_num_threads
 from . import backend, cuda, functions, nn, optim, data, train, viz
 from .summary import summary

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from .. import functions as F
 from ..backend import device_of, to_device, unwrap
 from ..io import save
+from ..scratch import keep_freed_memory
 from ..tensor import Tensor, no_grad
 from .checkpoint import (capture_rng, restore_rng, restore_loader, read_checkpoint, to_savable,
                          history_to_savable, history_from_saved)
@@ -341,6 +342,7 @@ def fit(model, train_loader, val_loader=None, optimizer=None, loss=None, epochs=
             schedule.set_base_lr(lr)
         else:
             optimizer.set_lr(lr)
+    keep_freed_memory()      # every step frees and allocates the same arrays again
     return trainer.run()
 
 
