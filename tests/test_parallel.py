@@ -106,3 +106,30 @@ def test_conv2d_shared_between_threads_equals_one_thread(monkeypatch, channels, 
     assert calls == [parallel.workers()] * 2        # forward and backward, split when possible
     for a, s in zip(shared, serial):
         np.testing.assert_allclose(a, s, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("axis", [1, 3])
+def test_concat_shares_the_images_between_workers_and_returns_contiguous_gradients(monkeypatch, axis):
+    calls = []
+    original = parallel.map_parts
+
+    def recording(work, items):
+        calls.append(len(items))
+        return original(work, items)
+    monkeypatch.setattr(parallel, "map_parts", recording)
+    rng = np.random.default_rng(axis)
+    shapes = [(5, 3, 4, 4), (5, 2, 4, 4)] if axis == 1 else [(5, 3, 4, 1), (5, 3, 4, 6)]
+    xs = [Tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True) for shape in shapes]
+    try:
+        tinycnn.set_num_threads(2)
+        workers = parallel.workers()                           # 2 where OpenBLAS allows workers
+        y = F.concat(xs, axis=axis)
+        weights = np.cos(np.arange(y.data.size)).reshape(y.shape).astype(np.float32)
+        (y * Tensor(weights)).sum().backward()
+    finally:
+        tinycnn.set_num_threads(None)
+    np.testing.assert_array_equal(y.data, np.concatenate([x.data for x in xs], axis=axis))
+    for x, expected in zip(xs, np.split(weights, [shapes[0][axis]], axis=axis)):
+        assert x.grad.flags.c_contiguous
+        np.testing.assert_array_equal(x.grad, expected)
+    assert calls == [workers, workers]                         # forward and backward, split by images

@@ -9,6 +9,7 @@ import numbers
 
 import numpy as np
 
+from .. import parallel
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
 from .math import reshape, transpose
@@ -16,15 +17,44 @@ from .validate import require_ndim
 
 
 class Concat(Function):
+    """On the CPU, concatenation along an axis other than the batch copies each image's part on
+    the worker threads (tinycnn.parallel), and backward hands back C-contiguous gradients,
+    copied the same way, which the kernels that receive them would otherwise copy one by one
+    on one thread."""
+
     def __init__(self, axis):
         self.axis = axis
 
     def forward(self, *xs):
         self.bounds = np.cumsum([x.shape[self.axis] for x in xs])[:-1]
-        return get_array_module(xs[0]).concatenate(xs, axis=self.axis)
+        xp = get_array_module(xs[0])
+        if xp is not np or self.axis == 0:
+            return xp.concatenate(xs, axis=self.axis)
+        shape = list(xs[0].shape)
+        shape[self.axis] = sum(x.shape[self.axis] for x in xs)
+        y = np.empty(shape, np.result_type(*xs))
+        _copy_by_images(xs, np.split(y, self.bounds, axis=self.axis))
+        return y
 
     def backward(self, gy):
-        return tuple(get_array_module(gy).split(gy, self.bounds, axis=self.axis))
+        xp = get_array_module(gy)
+        parts = xp.split(gy, self.bounds, axis=self.axis)
+        if xp is not np or self.axis == 0:
+            return tuple(parts)
+        gxs = tuple(np.empty(part.shape, gy.dtype) for part in parts)
+        _copy_by_images(parts, gxs)
+        return gxs
+
+
+def _copy_by_images(sources, targets):
+    """targets[i][...] = sources[i] for every i, the images (axis 0) shared by the worker threads."""
+    def copy(images):
+        for part in images:
+            for source, target in zip(sources, targets):
+                np.copyto(target[part], source[part])
+    n = sources[0].shape[0]
+    step = -(-n // parallel.workers())
+    parallel.map_parts(copy, [slice(start, start + step) for start in range(0, n, step)])
 
 
 class Split(Function):
