@@ -369,25 +369,27 @@ def _check_batch_norm(name, x, eps, **per_channel):
     return _real(name, "eps", eps, minimum=0)
 
 
-def batch_norm_forward_train(x, gamma, beta, eps, relu=False):
+def batch_norm_forward_train(x, gamma, beta, eps, relu=False, relu_input=False):
     """x (N, C, L) -> (y, mean, var): normalise with the batch mean and biased variance
-    over axes (0, 2), then y = xhat * gamma + beta; ``relu`` fuses y = max(y, 0)."""
+    over axes (0, 2), then y = xhat * gamma + beta. ``relu`` fuses y = max(y, 0) after it,
+    ``relu_input`` a ReLU before it (the statistics and xhat of max(x, 0))."""
     name = "batch_norm_forward_train"
     eps = _check_batch_norm(name, x, eps, gamma=gamma, beta=beta)
-    return _run(name, x, gamma, beta, eps, bool(relu))
+    return _run(name, x, gamma, beta, eps, bool(relu), bool(relu_input))
 
 
-def batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu=False):
+def batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu=False, relu_input=False):
     """x (N, C, L) -> y = (x - mean) / sqrt(var + eps) * gamma + beta with given statistics;
-    ``relu`` fuses y = max(y, 0)."""
+    ``relu`` fuses y = max(y, 0) after it, ``relu_input`` x = max(x, 0) before it."""
     name = "batch_norm_forward_eval"
     eps = _check_batch_norm(name, x, eps, gamma=gamma, beta=beta, mean=mean, var=var)
-    return _run(name, x, gamma, beta, mean, var, eps, bool(relu))
+    return _run(name, x, gamma, beta, mean, var, eps, bool(relu), bool(relu_input))
 
 
-def batch_norm_backward(x, gy, gamma, mean, var, eps, y=None):
+def batch_norm_backward(x, gy, gamma, mean, var, eps, y=None, relu_input=False):
     """Training-mode gradient (batch statistics) -> (gx, ggamma, gbeta). ``y``: the output of a
-    forward with ``relu=True``; the gradient reaching BatchNorm is then gy where y > 0, else 0."""
+    forward with ``relu=True``; the gradient reaching BatchNorm is then gy where y > 0, else 0.
+    ``relu_input``: the forward had ``relu_input=True``; gx is then 0 where x <= 0."""
     name = "batch_norm_backward"
     eps = _check_batch_norm(name, x, eps, gamma=gamma, mean=mean, var=var)
     _check_array(name, "gy", gy, 3, "(N, C, L)")
@@ -397,7 +399,7 @@ def batch_norm_backward(x, gy, gamma, mean, var, eps, y=None):
         _check_array(name, "y", y, 3, "(N, C, L)")
         _check_shape(name, "y", y, x.shape)
         _check_same_dtype(name, x=x, y=y)
-    return _run(name, x, gy, gamma, mean, var, eps, y)
+    return _run(name, x, gy, gamma, mean, var, eps, y, bool(relu_input))
 
 
 # ---------------------------------------------------------------- depthwise convolution

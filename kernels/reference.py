@@ -177,34 +177,45 @@ def _per_channel(v):
     return v[None, :, None]
 
 
-def batch_norm_forward_train(x, gamma, beta, eps, relu=False):
+def batch_norm_forward_train(x, gamma, beta, eps, relu=False, relu_input=False):
     """x (N, C, L): normalise with the batch mean and biased variance -> (y, mean, var).
-    ``relu``: y = max(y, 0) (a ReLU fused after the normalisation)."""
+    ``relu``: y = max(y, 0) (a ReLU fused after the normalisation); ``relu_input``: normalise
+    max(x, 0) (a ReLU fused before it)."""
+    x = _relu(x) if relu_input else x
     mean = x.mean(axis=(0, 2))
     var = x.var(axis=(0, 2))
     y = batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu)
     return y, mean, var
 
 
-def batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu=False):
+def batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu=False, relu_input=False):
     """x (N, C, L): normalise with given statistics."""
+    x = _relu(x) if relu_input else x
     xhat = (x - _per_channel(mean)) / np.sqrt(_per_channel(var) + eps)
     y = xhat * _per_channel(gamma) + _per_channel(beta)
-    return np.where(y < 0, 0, y).astype(y.dtype) if relu else y
+    return _relu(y) if relu else y
 
 
-def batch_norm_backward(x, gy, gamma, mean, var, eps, y=None):
+def batch_norm_backward(x, gy, gamma, mean, var, eps, y=None, relu_input=False):
     """Training-mode gradient (the batch statistics depend on x) -> (gx, ggamma, gbeta).
-    ``y``: the output of a fused ReLU; the gradient reaching BatchNorm is gy where y > 0."""
+    ``y``: the output of a fused ReLU; the gradient reaching BatchNorm is gy where y > 0.
+    ``relu_input``: BatchNorm of max(x, 0); the gradient passes on only where x > 0."""
     if y is not None:
         gy = np.where(y > 0, gy, 0).astype(gy.dtype)
+    mask = x > 0
+    x = _relu(x) if relu_input else x
     m = x.shape[0] * x.shape[2]
     invstd = 1 / np.sqrt(var + eps)
     xhat = (x - _per_channel(mean)) * _per_channel(invstd)
     gbeta = gy.sum(axis=(0, 2))
     ggamma = (gy * xhat).sum(axis=(0, 2))
     gx = _per_channel(gamma * invstd / m) * (m * gy - _per_channel(gbeta) - xhat * _per_channel(ggamma))
-    return gx, ggamma, gbeta
+    return np.where(mask, gx, 0).astype(gx.dtype) if relu_input else gx, ggamma, gbeta
+
+
+def _relu(x):
+    """max(x, 0) with NaN kept, in x's dtype."""
+    return np.where(x < 0, 0, x).astype(x.dtype)
 
 
 def _depthwise_windows(x, multiplier, kh, kw, sy, sx, py, px, dy, dx, oh, ow):

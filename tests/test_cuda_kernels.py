@@ -308,7 +308,8 @@ def test_lrn_forward_and_backward_match_reference(device, n, c, hw, size, alpha,
 @st.composite
 def batch_norm_cases(draw):
     shape = (draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 9)))
-    return shape, draw(st.sampled_from([1e-5, 1e-3])), draw(st.booleans()), draw(dtypes), draw(seeds)
+    relu, relu_input = draw(st.booleans()), draw(st.booleans())
+    return shape, draw(st.sampled_from([1e-5, 1e-3])), relu, relu_input, draw(dtypes), draw(seeds)
 
 
 def _batch_norm_arrays(shape, dtype, seed):
@@ -321,28 +322,28 @@ def _batch_norm_arrays(shape, dtype, seed):
 @given(case=batch_norm_cases(), launch=odd_launches)
 @examples()
 def test_batch_norm_forward_train_and_eval_match_reference(device, case, launch):
-    shape, eps, relu, dtype, seed = case
+    shape, eps, relu, relu_input, dtype, seed = case
     x, gamma, beta = _batch_norm_arrays(shape, dtype, seed)
-    results = run_everywhere(device, launch, kcuda.batch_norm_forward_train, x, gamma, beta, eps, relu)
-    assert_all_close(results, reference.batch_norm_forward_train(x, gamma, beta, eps, relu), dtype)
+    results = run_everywhere(device, launch, kcuda.batch_norm_forward_train, x, gamma, beta, eps, relu, relu_input)
+    assert_all_close(results, reference.batch_norm_forward_train(x, gamma, beta, eps, relu, relu_input), dtype)
     mean = random_array(seed + 1, shape[1:2], dtype)
     var = np.abs(random_array(seed + 2, shape[1:2], dtype))
     results = run_everywhere(device, launch, kcuda.batch_norm_forward_eval, x, gamma, beta, mean,
-                             var, eps, relu)
-    assert_all_close(results, reference.batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu),
+                             var, eps, relu, relu_input)
+    assert_all_close(results, reference.batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu, relu_input),
                      dtype)
 
 
 @given(case=batch_norm_cases(), launch=odd_launches)
 @examples()
 def test_batch_norm_backward_matches_reference(device, case, launch):
-    shape, eps, relu, dtype, seed = case
+    shape, eps, relu, relu_input, dtype, seed = case
     x, gamma, beta = _batch_norm_arrays(shape, dtype, seed)
     gy = random_array(seed + 1, shape, dtype)
-    y, mean, var = reference.batch_norm_forward_train(x, gamma, beta, eps, relu)
+    y, mean, var = reference.batch_norm_forward_train(x, gamma, beta, eps, relu, relu_input)
     y = y if relu else None
-    results = run_everywhere(device, launch, kcuda.batch_norm_backward, x, gy, gamma, mean, var, eps, y)
-    expected = reference.batch_norm_backward(x, gy, gamma, mean, var, eps, y)
+    results = run_everywhere(device, launch, kcuda.batch_norm_backward, x, gy, gamma, mean, var, eps, y, relu_input)
+    expected = reference.batch_norm_backward(x, gy, gamma, mean, var, eps, y, relu_input)
     # gx cancels m * gy against two sums of m terms: scale the absolute tolerance with m
     assert_all_close(results, expected, dtype, scale=shape[0] * shape[2])
 

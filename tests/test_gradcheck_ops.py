@@ -312,17 +312,22 @@ batch_norm_shapes = st.one_of(
 
 
 @settings(max_examples=25, deadline=None)
-@given(shape=batch_norm_shapes, training=st.booleans(), relu=st.booleans(), seed=seeds)
+@given(shape=batch_norm_shapes, training=st.booleans(), relu=st.sampled_from(["none", "after", "before"]),
+       seed=seeds)
 def test_batch_norm(shape, training, relu, seed):
     """Gradients w.r.t. x, gamma and beta; training uses batch statistics, eval the running ones;
-    ``relu``: the fused F.batch_norm_relu, its outputs kept away from the ReLU's kink."""
+    ``relu``: the fused F.batch_norm_relu (its outputs kept away from the ReLU's kink) or
+    F.relu_batch_norm (its inputs away from 0, and at least two positive per channel)."""
     rng = np.random.default_rng(seed)
     channels = shape[1]
-    x = random_tensor(rng, shape, -2.0, 2.0)
+    x = away_from_zero(rng, shape) if relu == "before" else random_tensor(rng, shape, -2.0, 2.0)
+    if relu == "before" and training:
+        positive = (x.numpy() > 0).reshape(shape[0], channels, -1).sum(axis=(0, 2))
+        assume(positive.min() >= 2)              # else the variance of max(x, 0) is ~0
     gamma, beta = random_tensor(rng, (channels,), 0.5, 1.5), random_tensor(rng, (channels,))
     running_mean, running_var = rng.normal(size=channels), rng.uniform(0.5, 2.0, channels)
-    function = F.batch_norm_relu if relu else F.batch_norm
-    if relu:
+    function = {"none": F.batch_norm, "after": F.batch_norm_relu, "before": F.relu_batch_norm}[relu]
+    if relu == "after":
         before_relu = F.batch_norm(x, gamma, beta, running_mean.copy(), running_var.copy(), training=training)
         assume(np.abs(before_relu.numpy()).min() > 1e-3)
     check(lambda x, g, b: function(x, g, b, running_mean, running_var, training=training), x, gamma, beta)

@@ -172,15 +172,18 @@ def check_lrn(shape, seed, size, alpha, beta, k):
     assert_cpu_matches_reference("lrn_backward", x, y, scale, gy, size, alpha, beta)
 
 
-def check_batch_norm(shape, seed, eps, relu=False):
-    x = normal(seed, *shape) * 3 + 1
+def check_batch_norm(shape, seed, eps, relu=False, relu_input=False):
+    x = normal(seed, *shape) * 3 + (-0.5 if relu_input else 1)
     gamma, beta = normal(seed + 1, shape[1]), normal(seed + 2, shape[1])
-    y, mean, var = assert_cpu_matches_reference("batch_norm_forward_train", x, gamma, beta, eps, relu)
-    assert_cpu_matches_reference("batch_norm_forward_eval", x, gamma, beta, mean, var, eps, relu)
+    y, mean, var = assert_cpu_matches_reference("batch_norm_forward_train", x, gamma, beta, eps, relu, relu_input)
+    assert_cpu_matches_reference("batch_norm_forward_eval", x, gamma, beta, mean, var, eps, relu, relu_input)
     gy = normal(seed + 3, *shape)
-    assert_cpu_matches_reference("batch_norm_backward", x, gy, gamma, mean, var, eps, y if relu else None)
+    gx, _, _ = assert_cpu_matches_reference("batch_norm_backward", x, gy, gamma, mean, var, eps,
+                                            y if relu else None, relu_input)
     if relu:
         assert (y >= 0).all()
+    if relu_input:
+        assert (gx[x <= 0] == 0).all()
 
 
 # ---------------------------------------------------------------- cpu == reference on drawn configurations
@@ -287,10 +290,10 @@ def test_lrn_cpu_matches_reference(n, c, h, w, size, alpha, beta, k, seed):
 
 
 @given(n=st.integers(1, 4), c=st.integers(1, 5), length=st.integers(1, 20),
-       eps=st.sampled_from([1e-5, 1e-3]), relu=st.booleans(), seed=seeds)
+       eps=st.sampled_from([1e-5, 1e-3]), relu=st.booleans(), relu_input=st.booleans(), seed=seeds)
 @EXAMPLES
-def test_batch_norm_cpu_matches_reference(n, c, length, eps, relu, seed):
-    check_batch_norm((n, c, length), seed, eps, relu)
+def test_batch_norm_cpu_matches_reference(n, c, length, eps, relu, relu_input, seed):
+    check_batch_norm((n, c, length), seed, eps, relu, relu_input)
 
 
 def test_batch_norm_relu_is_relu_of_batch_norm_and_masks_the_gradient():
@@ -304,6 +307,20 @@ def test_batch_norm_relu_is_relu_of_batch_norm_and_masks_the_gradient():
     for got, expected in zip(kernels.batch_norm_backward(x, gy, gamma, mean, var, 1e-5, y=fused),
                              kernels.batch_norm_backward(x, masked, gamma, mean, var, 1e-5)):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_relu_batch_norm_is_batch_norm_of_relu_and_masks_the_gradient():
+    x = normal(0, 3, 4, 50)
+    gamma, beta, gy = normal(1, 4), normal(2, 4), normal(3, 3, 4, 50)
+    plain, mean, var = kernels.batch_norm_forward_train(np.maximum(x, 0), gamma, beta, 1e-5)
+    fused, fused_mean, fused_var = kernels.batch_norm_forward_train(x, gamma, beta, 1e-5, relu_input=True)
+    for got, expected in ((fused, plain), (fused_mean, mean), (fused_var, var)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    gx, ggamma, gbeta = kernels.batch_norm_backward(np.maximum(x, 0), gy, gamma, mean, var, 1e-5)
+    expected = (np.where(x > 0, gx, 0), ggamma, gbeta)
+    for got, want in zip(kernels.batch_norm_backward(x, gy, gamma, mean, var, 1e-5, relu_input=True), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert 0 < (expected[0] == 0).mean() < 1
 
 
 # ---------------------------------------------------------------- borders (also run bounds-checked)
@@ -355,9 +372,9 @@ def test_lrn_edge_cases(channels, size):
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1), (1, 3, 1), (5, 1, 1), (2, 2, 7)])
-@pytest.mark.parametrize("relu", [False, True])
-def test_batch_norm_edge_cases(shape, relu):
-    check_batch_norm(shape, 0, 1e-5, relu)
+@pytest.mark.parametrize("relu, relu_input", [(False, False), (True, False), (False, True), (True, True)])
+def test_batch_norm_edge_cases(shape, relu, relu_input):
+    check_batch_norm(shape, 0, 1e-5, relu, relu_input)
 
 
 # ---------------------------------------------------------------- max pooling: ties, padding, NaN

@@ -122,14 +122,50 @@ def test_default_conv_init_is_pytorch_bound():
     assert np.abs(conv.weight.data).max() > 0.8 * bound
 
 
-def _run_and_differentiate(net, x):
-    """Output and the gradients of its sum of squares w.r.t. every parameter and the input."""
-    x = Tensor(x, requires_grad=True)
-    for p in net.parameters():
-        p.grad = None
-    y = net(x)
-    (y * y).sum().backward()
-    return [y.numpy(), np.asarray(x.grad)] + [np.asarray(p.grad) for p in net.parameters()]
+def _runner(net, x):
+    """run() -> the output, the gradients of its sum of squares w.r.t. the input and every
+    parameter, and the buffers after it; every run starts from the same buffers."""
+    start = [b.copy() for b in net.buffers()]
+
+    def run():
+        for buffer, value in zip(net.buffers(), start):
+            buffer[:] = value
+        for p in net.parameters():
+            p.grad = None
+        inputs = Tensor(x, requires_grad=True)
+        y = net(inputs)
+        (y * y).sum().backward()
+        gradients = [np.asarray(inputs.grad)] + [np.asarray(p.grad) for p in net.parameters()]
+        return [y.numpy()] + gradients + [b.copy() for b in net.buffers()]
+    return run
+
+
+def relu_first_net():
+    """MiniVGG's order: conv -> ReLU -> BatchNorm."""
+    return nn.Sequential(OrderedDict([
+        ("conv", nn.Conv2d(3, 4, 3, padding=1)),
+        ("relu", nn.ReLU()),
+        ("bn", nn.BatchNorm2d(4)),
+        ("pool", nn.GlobalAvgPool2d()),
+        ("fc", nn.Linear(4, 2)),
+    ]))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_sequential_fuses_relu_and_batch_norm_with_the_same_results(training):
+    net = relu_first_net()
+    net.train(training)
+    x = np.random.default_rng(1).normal(size=(4, 3, 6, 6)).astype(np.float32)
+    run = _runner(net, x)
+    fused_output = net[:3](Tensor(x))
+    assert type(fused_output.creator).__name__ == "BatchNorm" and fused_output.creator.relu_input
+    fused = run()
+    net.relu.register_forward_hook(lambda module, inputs, output: None)
+    assert not net[:3](Tensor(x)).creator.relu_input
+    layer_by_layer = run()
+    for got, expected in zip(fused, layer_by_layer):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert 0.2 < (net.conv(Tensor(x)).numpy() < 0).mean() < 0.8     # the ReLU matters
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -138,14 +174,7 @@ def test_sequential_fuses_batch_norm_and_relu_with_the_same_results(training):
     net.bn.bias.data[:] = [0.5, -0.5, 0.1, -0.1]      # some channels mostly positive, some mostly zero
     net.train(training)
     x = np.random.default_rng(0).normal(size=(4, 3, 6, 6)).astype(np.float32)
-    start = [b.copy() for b in net.buffers()]
-
-    def run():
-        for buffer, value in zip(net.buffers(), start):
-            buffer[:] = value
-        results = _run_and_differentiate(net, x)
-        return results + [b.copy() for b in net.buffers()]
-
+    run = _runner(net, x)
     fused_output = net[:3](Tensor(x))
     assert type(fused_output.creator).__name__ == "BatchNorm" and fused_output.creator.relu
     assert 0 < (fused_output.numpy() == 0).mean() < 1

@@ -171,12 +171,13 @@ def test_local_response_norm(kernel_implementation, dtype, shape, size, alpha, b
 @given(shape=st.one_of(st.tuples(st.integers(4, 8), st.integers(1, 5)),
                        st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 5), st.integers(1, 5))
                        ).filter(lambda shape: int(np.prod(shape)) // shape[1] >= 4),
-       momentum=st.sampled_from([0.1, 0.5, 0.9]), eps=st.sampled_from([1e-5, 1e-3]), relu=st.booleans(),
-       seed=seeds)
+       momentum=st.sampled_from([0.1, 0.5, 0.9]), eps=st.sampled_from([1e-5, 1e-3]),
+       relu=st.sampled_from(["none", "after", "before"]), seed=seeds)
 def test_batch_norm_training_steps_then_eval(kernel_implementation, dtype, shape, momentum, eps, relu, seed):
     """Three training steps (batch statistics; running mean and UNBIASED running variance
     updated in place with ``momentum``) and one eval step (running statistics); with ``relu``,
-    F.batch_norm_relu against a ReLU after PyTorch's batch_norm.
+    F.batch_norm_relu against a ReLU after PyTorch's batch_norm, or F.relu_batch_norm
+    against a ReLU before it.
 
     At least 4 values per channel: with 2, the input gradient is the upstream gradient
     minus its projection on (1, xhat), which cancels to ~eps (rounding noise in float32).
@@ -190,9 +191,12 @@ def test_batch_norm_training_steps_then_eval(kernel_implementation, dtype, shape
     gamma, beta = rng.uniform(0.5, 1.5, channels), rng.normal(size=channels)
     for training in (True, True, True, False):
         x = rng.normal(loc=rng.normal(size=(1, channels) + (1,) * (len(shape) - 2)), scale=2.0, size=shape)
-        ours, theirs = (F.batch_norm_relu, TF.relu) if relu else (F.batch_norm, lambda y: y)
+        ours = {"none": F.batch_norm, "after": F.batch_norm_relu, "before": F.relu_batch_norm}[relu]
+        after = TF.relu if relu == "after" else (lambda y: y)
+        before = TF.relu if relu == "before" else (lambda x: x)
         check_parity(lambda x, g, b: ours(x, g, b, running_mean, running_var, training, momentum, eps),
-                     lambda x, g, b: theirs(TF.batch_norm(x, torch_mean, torch_var, g, b, training, momentum, eps)),
+                     lambda x, g, b: after(TF.batch_norm(before(x), torch_mean, torch_var, g, b, training,
+                                                         momentum, eps)),
                      [x, gamma, beta], dtype, rng)
         assert_matches(running_mean, torch_mean, dtype, "running_mean")
         assert_matches(running_var, torch_var, dtype, "running_var")

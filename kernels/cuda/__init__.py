@@ -248,29 +248,35 @@ def lrn_backward(x, y, scale, gy, size, alpha, beta):
     return gx
 
 
-def batch_norm_forward_train(x, gamma, beta, eps, relu=False):
+def batch_norm_forward_train(x, gamma, beta, eps, relu=False, relu_input=False):
     """x (N, C, L): normalise with the batch mean and biased variance -> (y, mean, var)."""
     x = _inputs("batch_norm_forward_train", x)
+    x = _relu(x) if relu_input else x
     mean = x.mean(axis=(0, 2))
     var = x.var(axis=(0, 2))
     return batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu), mean, var
 
 
-def batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu=False):
-    """x (N, C, L): normalise with the given per-channel mean and variance (then ReLU if ``relu``)."""
+def batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu=False, relu_input=False):
+    """x (N, C, L): normalise (max(x, 0) if ``relu_input``) with the given per-channel mean and
+    variance (then ReLU if ``relu``)."""
     x, gamma, beta, mean, var = _inputs("batch_norm_forward_eval", x, gamma, beta, mean, var)
+    x = _relu(x) if relu_input else x
     y = _empty(x.shape, x)
     n, c, l = x.shape
     _launch("batch_norm_normalize", x.size, x, mean, var, gamma, beta, y, n, c, l, float(eps), bool(relu))
     return y
 
 
-def batch_norm_backward(x, gy, gamma, mean, var, eps, y=None):
+def batch_norm_backward(x, gy, gamma, mean, var, eps, y=None, relu_input=False):
     """Training-mode gradient -> (gx, ggamma, gbeta); the sums are CuPy reductions. ``y``: the
-    output of a fused ReLU, whose gradient (gy where y > 0) reaches BatchNorm."""
+    output of a fused ReLU, whose gradient (gy where y > 0) reaches BatchNorm. ``relu_input``:
+    BatchNorm of max(x, 0), whose gradient passes on where x > 0."""
     x, gy, gamma, mean, var = _inputs("batch_norm_backward", x, gy, gamma, mean, var)
     if y is not None:
         gy = _cupy.where(_inputs("batch_norm_backward", y) > 0, gy, gy.dtype.type(0))
+    mask = x > 0
+    x = _relu(x) if relu_input else x
     n, c, l = x.shape
     gbeta = gy.sum(axis=(0, 2))
     inv_std = (var + eps) ** -0.5
@@ -278,7 +284,12 @@ def batch_norm_backward(x, gy, gamma, mean, var, eps, y=None):
     gx = _empty(x.shape, x)
     _launch("batch_norm_backward", x.size, x, gy, mean, var, gamma, gbeta, ggamma, gx, n, c, l,
             float(eps))
-    return gx, ggamma, gbeta
+    return _cupy.where(mask, gx, gx.dtype.type(0)) if relu_input else gx, ggamma, gbeta
+
+
+def _relu(x):
+    """max(x, 0), NaN kept."""
+    return _cupy.where(x < 0, x.dtype.type(0), x)
 
 
 def depthwise_conv2d_forward(x, weight, sy, sx, py, px, dy, dx, oh, ow):

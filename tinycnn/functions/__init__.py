@@ -10,6 +10,6 @@ from .activation import relu, leaky_relu, elu, sigmoid, tanh, softmax, log_softm
 from .array import concat, split, flatten, pad, channel_shuffle
 from .conv import conv2d
 from .pool import max_pool2d, avg_pool2d, global_avg_pool2d
-from .norm import batch_norm, batch_norm_relu, local_response_norm
+from .norm import batch_norm, batch_norm_relu, relu_batch_norm, local_response_norm
 from .dropout import dropout
 from .loss import softmax_cross_entropy

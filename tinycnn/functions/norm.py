@@ -16,19 +16,21 @@ from .validate import require_float, require_ndim
 class BatchNorm(Function):
     """Normalizes x viewed as (N, C, L): (N, C) -> (N, C, 1), (N, C, H, W) -> (N, C, H*W).
     With ``relu`` a ReLU follows in the same pass over memory; backward then keeps the output
-    (its sign is the ReLU's mask) instead of a mask of its own."""
+    (its sign is the ReLU's mask) instead of a mask of its own. With ``relu_input`` a ReLU
+    comes first, in the same pass: BatchNorm of max(x, 0), whose mask is the sign of x."""
 
-    def __init__(self, training, eps, running_mean, running_var, momentum, relu=False):
+    def __init__(self, training, eps, running_mean, running_var, momentum, relu=False, relu_input=False):
         self.training, self.eps, self.momentum = training, eps, momentum
         self.running_mean, self.running_var = running_mean, running_var
-        self.relu = relu
+        self.relu, self.relu_input = relu, relu_input
 
     def forward(self, x, gamma, beta):
         self.shape = x.shape
         x3 = x.reshape(x.shape[0], x.shape[1], -1)
         self.x3, self.gamma = x3, gamma
         if self.training:
-            y, self.mean, self.var = kernels.batch_norm_forward_train(x3, gamma, beta, self.eps, self.relu)
+            y, self.mean, self.var = kernels.batch_norm_forward_train(x3, gamma, beta, self.eps, self.relu,
+                                                                      self.relu_input)
             if self.running_mean is not None:
                 count = x3.shape[0] * x3.shape[2]
                 m = self.momentum
@@ -39,7 +41,7 @@ class BatchNorm(Function):
         else:
             self.mean, self.var = self.running_mean, self.running_var
             y = kernels.batch_norm_forward_eval(x3, gamma, beta, self.mean.astype(x.dtype),
-                                                self.var.astype(x.dtype), self.eps, self.relu)
+                                                self.var.astype(x.dtype), self.eps, self.relu, self.relu_input)
         self.y3 = y if self.relu else None
         return y.reshape(self.shape)
 
@@ -47,16 +49,20 @@ class BatchNorm(Function):
         gy3 = gy.reshape(self.x3.shape)
         if self.training:
             gx, ggamma, gbeta = kernels.batch_norm_backward(self.x3, gy3, self.gamma, self.mean, self.var,
-                                                            self.eps, self.y3)
+                                                            self.eps, self.y3, self.relu_input)
         else:   # statistics are constants: an affine map per channel
             xp = get_array_module(gy)
             if self.relu:
                 gy3 = xp.where(self.y3 > 0, gy3, gy3.dtype.type(0))
+            zero = gy3.dtype.type(0)
+            x3 = xp.where(self.x3 < 0, zero, self.x3) if self.relu_input else self.x3
             invstd = 1 / xp.sqrt(self.var.astype(gy.dtype) + gy.dtype.type(self.eps))
-            xhat = (self.x3 - self.mean.astype(gy.dtype)[:, None]) * invstd[:, None]
+            xhat = (x3 - self.mean.astype(gy.dtype)[:, None]) * invstd[:, None]
             gbeta = gy3.sum(axis=(0, 2))
             ggamma = (gy3 * xhat).sum(axis=(0, 2))
             gx = gy3 * (self.gamma * invstd)[:, None]
+            if self.relu_input:
+                gx = xp.where(self.x3 > 0, gx, zero)
         return gx.reshape(self.shape), ggamma, gbeta
 
 
@@ -86,7 +92,23 @@ def batch_norm_relu(x, gamma, beta, running_mean, running_var, training, momentu
                        relu=True)
 
 
-def _batch_norm(op, x, gamma, beta, running_mean, running_var, training, momentum, eps, relu=False):
+def relu_batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
+    """batch_norm(relu(x), ...) in one pass over memory, forward and backward; the same values.
+
+    nn.Sequential runs a ReLU followed by a BatchNorm through it (MiniVGG's conv -> ReLU -> BN).
+
+        >>> import numpy as np, tinycnn, tinycnn.functions as F
+        >>> x = tinycnn.Tensor(np.random.default_rng(0).normal(size=(8, 3, 4, 4)))
+        >>> y = F.relu_batch_norm(x, None, None, np.zeros(3), np.ones(3), training=True)
+        >>> bool(abs(y.numpy().mean()) < 1e-6)
+        True
+    """
+    return _batch_norm("relu_batch_norm", x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                       relu_input=True)
+
+
+def _batch_norm(op, x, gamma, beta, running_mean, running_var, training, momentum, eps, relu=False,
+                relu_input=False):
     x = x if isinstance(x, Tensor) else Tensor(x)
     require_float(op, x)
     if x.ndim not in (2, 4):
@@ -104,7 +126,7 @@ def _batch_norm(op, x, gamma, beta, running_mean, running_var, training, momentu
         raise ValueError(f"{op}: training needs more than one value per channel, got input shape {tuple(x.shape)}")
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{op}: eval mode needs running_mean and running_var, got None")
-    return BatchNorm(training, eps, running_mean, running_var, momentum, relu)(x, gamma, beta)
+    return BatchNorm(training, eps, running_mean, running_var, momentum, relu, relu_input)(x, gamma, beta)
 
 
 class LocalResponseNorm(Function):

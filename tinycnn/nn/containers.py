@@ -14,10 +14,11 @@ from .module import Module, _global_forward_hooks
 class Sequential(Module):
     """Runs its modules in order; built from modules or from an OrderedDict of named modules.
 
-    A BatchNorm followed by a ReLU runs as one fused op (``_BatchNorm.forward_relu``): the
-    same values, one pass over memory instead of two, forward and backward. Hooks see every
-    layer's output, so when either layer or the whole process has a forward hook (summaries,
-    feature extraction), the two run one after the other as written.
+    A BatchNorm followed by a ReLU runs as one fused op (``_BatchNorm.forward_relu``), and so
+    does a ReLU followed by a BatchNorm (``_BatchNorm.forward_after_relu``): the same values,
+    one pass over memory instead of two, forward and backward. Hooks see every layer's
+    output, so when either layer or the whole process has a forward hook (summaries, feature
+    extraction), the two run one after the other as written.
     """
 
     def __init__(self, *modules):
@@ -34,8 +35,12 @@ class Sequential(Module):
         index = 0
         while index < len(modules):
             module = modules[index]
-            if index + 1 < len(modules) and _fuses_with_relu(module, modules[index + 1]):
+            following = modules[index + 1] if index + 1 < len(modules) else None
+            if _fusable(module, following, _BatchNorm, ReLU):
                 x = module.forward_relu(x)
+                index += 2
+            elif _fusable(module, following, ReLU, _BatchNorm):
+                x = following.forward_after_relu(x)
                 index += 2
             else:
                 x = module(x)
@@ -81,7 +86,10 @@ class ModuleList(Module):
         return iter(self._modules.values())
 
 
-def _fuses_with_relu(module, following):
-    """Whether a BatchNorm and the ReLU after it can run fused: no hook needs the BatchNorm's output."""
-    return (isinstance(module, _BatchNorm) and type(following) is ReLU and not _global_forward_hooks
+def _fusable(module, following, first, second):
+    """Whether `module` is a `first` and `following` a `second` (a BatchNorm and a ReLU, in either
+    order) that can run fused: no hook needs the output between them."""
+    def kind(layer, cls):
+        return type(layer) is cls if cls is ReLU else isinstance(layer, cls)
+    return (kind(module, first) and kind(following, second) and not _global_forward_hooks
             and not module._forward_hooks and not following._forward_hooks)
