@@ -34,6 +34,7 @@ def profile(model_name, batch, steps):
         for phase in ("forward", "backward"):
             if phase in cls.__dict__:
                 setattr(cls, phase, timed(cls, phase, cls.__dict__[phase]))
+    tinycnn.keep_freed_memory()          # as tinycnn.train.fit does
     model = models.get(model_name, num_classes=10)
     optimizer = tinycnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(0)
