@@ -202,8 +202,8 @@ def batch_norm_backward(x, gy, gamma, mean, var, eps, y=None, relu_input=False):
     ``relu_input``: BatchNorm of max(x, 0); the gradient passes on only where x > 0."""
     if y is not None:
         gy = np.where(y > 0, gy, 0).astype(gy.dtype)
-    mask = x > 0
-    x = _relu(x) if relu_input else x
+    if relu_input:
+        mask, x = x > 0, _relu(x)
     m = x.shape[0] * x.shape[2]
     invstd = 1 / np.sqrt(var + eps)
     xhat = (x - _per_channel(mean)) * _per_channel(invstd)

@@ -275,8 +275,8 @@ def batch_norm_backward(x, gy, gamma, mean, var, eps, y=None, relu_input=False):
     x, gy, gamma, mean, var = _inputs("batch_norm_backward", x, gy, gamma, mean, var)
     if y is not None:
         gy = _cupy.where(_inputs("batch_norm_backward", y) > 0, gy, gy.dtype.type(0))
-    mask = x > 0
-    x = _relu(x) if relu_input else x
+    if relu_input:
+        mask, x = x > 0, _relu(x)
     n, c, l = x.shape
     gbeta = gy.sum(axis=(0, 2))
     inv_std = (var + eps) ** -0.5
