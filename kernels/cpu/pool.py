@@ -8,7 +8,7 @@ form kernels/cuda uses). Visiting outputs instead of pixels saves searching the 
 each pixel: 6-15x faster for max pooling on the design card's layer.
 """
 import numpy as np
-from numba import njit, prange
+from numba import intp, njit, prange, uintp
 
 from .common import PARALLEL, pool_count
 
@@ -70,7 +70,7 @@ def _max_pool2d_backward(gy, argmax, kh, kw, sy, sx, py, px, gx):
             for ox in range(ow):
                 left = ox * sx - px
                 pixel = argmax[n, c, oy, ox]
-                iy = pixel // w
+                iy = intp(uintp(pixel) // uintp(w))  # unsigned: a plain division, no floor fix-up
                 ix = pixel - iy * w
                 # only a pixel inside this window can have won it (as in the gather)
                 if 0 <= pixel and iy < h and top <= iy < top + kh and left <= ix < left + kw:
