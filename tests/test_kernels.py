@@ -423,6 +423,21 @@ def test_max_pool_backward_sums_overlapping_windows(implementation):
     np.testing.assert_array_equal(gx, expected)
 
 
+@pytest.mark.parametrize("window", [(2, 2, 2, 2, 0, 0), (3, 3, 2, 2, 1, 1), (3, 2, 1, 3, 1, 0)])
+def test_max_pool_backward_edge_cases_ignore_argmax_outside_the_window(window):
+    """argmax comes from the caller: negative, past the image or outside its window, it wins nothing."""
+    kh, kw, sy, sx, py, px = window
+    h, w = 7, 5
+    oh, ow = out_size(h, kh, sy, py), out_size(w, kw, sx, px)
+    rng = np.random.default_rng(kh * 10 + sx)
+    argmax = rng.integers(-h * w, 2 * h * w, size=(2, 3, oh, ow)).astype(np.int32)
+    argmax[0, 0, 0, 0] = -1
+    argmax[0, 0, 0, -1] = h * w
+    gy = normal(1, 2, 3, oh, ow)
+    gx = assert_cpu_matches_reference("max_pool2d_backward", gy, argmax, h, w, *window, exact=True)
+    assert np.count_nonzero(gx) < gy.size                  # most drawn indices lie outside their window
+
+
 # ---------------------------------------------------------------- dtypes and layouts
 
 
