@@ -39,7 +39,7 @@ def _max_pool2d_forward(x, kh, kw, sy, sx, py, px, y, argmax):
                 best_index = y0 * w + x0
                 for iy in range(y0, y1):
                     for ix in range(x0, x1):
-                        value = image[iy, ix]
+                        value = image[uintp(iy), uintp(ix)]     # unsigned: no negative-index test
                         # strictly greater keeps the first maximum; the first NaN wins.
                         # (| and & instead of or/and, and select instead of if: no branches)
                         take = (value > best) | (np.isnan(value) & (not np.isnan(best)))
