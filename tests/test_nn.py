@@ -188,6 +188,17 @@ def test_sequential_fuses_batch_norm_and_relu_with_the_same_results(training):
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 
 
+def test_sequential_does_not_fuse_layers_with_a_forward_of_their_own():
+    class ShiftedReLU(nn.ReLU):
+        def forward(self, x):
+            return super().forward(x - 1.0)
+
+    net = nn.Sequential(nn.BatchNorm2d(2), ShiftedReLU())
+    x = Tensor(np.random.default_rng(0).normal(size=(3, 2, 4, 4)).astype(np.float32))
+    expected = np.maximum(net[0](x).numpy() - 1.0, 0)
+    np.testing.assert_allclose(net(x).numpy(), expected, rtol=1e-6)
+
+
 def test_forward_hook_sees_every_call_and_can_be_removed():
     net, calls = small_net(), []
     handle = net.fc.register_forward_hook(lambda module, inputs, output: calls.append(output.shape))

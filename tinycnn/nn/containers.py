@@ -88,8 +88,9 @@ class ModuleList(Module):
 
 def _fusable(module, following, first, second):
     """Whether `module` is a `first` and `following` a `second` (a BatchNorm and a ReLU, in either
-    order) that can run fused: no hook needs the output between them."""
+    order, neither with a forward of its own) that can run fused: no hook needs the output
+    between them."""
     def kind(layer, cls):
-        return type(layer) is cls if cls is ReLU else isinstance(layer, cls)
+        return isinstance(layer, cls) and type(layer).forward is cls.forward
     return (kind(module, first) and kind(following, second) and not _global_forward_hooks
             and not module._forward_hooks and not following._forward_hooks)
