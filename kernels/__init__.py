@@ -34,9 +34,11 @@ else:
 
 _CHOICES = ("reference", "cpu", "auto")
 _default = "auto"
-# Elementwise primitives without a Numba twin: NumPy already streams them at memory speed,
-# so the "cpu" choice runs their reference version.
-_NUMPY_ON_CPU = frozenset({"dropout_apply", "channel_shuffle", "bias_relu"})
+# Primitives without a Numba twin: elementwise ones NumPy already streams at memory speed,
+# and the Winograd weight transforms (a few small products per layer). The "cpu" choice
+# runs their reference version.
+_NUMPY_ON_CPU = frozenset({"dropout_apply", "channel_shuffle", "bias_relu",
+                           "winograd_weight_transform", "winograd_weight_transform_backward"})
 
 
 def available():
@@ -269,6 +271,113 @@ def swap_last_axes(x, out=None):
         raise ValueError(f"{name}: x must have at least 2 dimensions, got shape {x.shape}")
     _check_out(name, out, x, x.shape[:-2] + (x.shape[-1], x.shape[-2]))
     return _run(name, x, out=out)
+
+
+# ---------------------------------------------------------------- Winograd F(2x2, 3x3)
+# The transforms of a 3x3 stride-1 convolution computed as 16 matrix products per layer;
+# the algorithm, the tile numbering and the (16, S) plane layout are in kernels/reference.py.
+
+
+def winograd_plane_size(elements):
+    """S, the distance between the 16 planes of `elements` (tiles x channels) transformed values:
+    rounded up to whole 4 KiB of float32, plus 64 bytes, so the 16 planes fall in different
+    sets of the L1 cache (planes a multiple of 4 KiB apart evict each other: 4x slower)."""
+    return -(-elements // 1024) * 1024 + 16
+
+
+def _check_planes(kernel, name, planes, elements, like=None):
+    """planes: a (16, S) C-contiguous float array with S >= elements (of `like`'s kind and dtype)."""
+    _check_array(kernel, name, planes, 2, "(16, S)")
+    if planes.shape[0] != 16 or planes.shape[1] < elements:
+        raise ValueError(f"{kernel}: {name} must have shape (16, S) with S >= {elements}, got {planes.shape}")
+    if like is None:
+        return
+    if type(planes) is not type(like) or planes.dtype != like.dtype:
+        raise TypeError(f"{kernel}: {name} must be a {type(like).__name__} of dtype {like.dtype}, "
+                        f"got a {type(planes).__name__} of dtype {planes.dtype}")
+    if not planes.flags.c_contiguous:
+        raise ValueError(f"{kernel}: {name} must be C-contiguous")
+    if get_array_module(planes).may_share_memory(planes, like):
+        raise ValueError(f"{kernel}: {name} must not overlap the input")
+
+
+def _planes_out(kernel, out, like, elements):
+    """The (16, S) output planes: `out` checked, or a new array; the entries past `elements`
+    (never written by the kernels) zeroed, so results are fully defined."""
+    if out is None:
+        out = get_array_module(like).empty((16, winograd_plane_size(elements)), like.dtype)
+    _check_planes(kernel, "out", out, elements, like=like)
+    out[:, elements:] = 0
+    return out
+
+
+def _tile_grid(kernel, oh, ow):
+    oh, ow = _ints(kernel, 1, oh=oh, ow=ow)
+    return oh, ow, (oh + 1) // 2, (ow + 1) // 2
+
+
+def winograd_input_transform(x, py, px, th, tw, out=None):
+    """x (N, C, H, W) -> planes (16, S): B^T d B of every 4x4 input tile d (th x tw tiles per
+    image, 2 pixels apart, the first at (-py, -px)). ``out``: an optional (16, S) array, S >= N*th*tw*C."""
+    name = "winograd_input_transform"
+    _check_array(name, "x", x, 4, "(N, C, H, W)")
+    py, px = _ints(name, 0, py=py, px=px)
+    th, tw = _ints(name, 1, th=th, tw=tw)
+    elements = x.shape[0] * th * tw * x.shape[1]
+    out = _planes_out(name, out, x, elements)
+    return _run(name, x, py, px, th, tw, out)
+
+
+def winograd_input_transform_backward(v, n, c, h, w, py, px, th, tw, out=None):
+    """planes v (16, S) -> x (n, c, h, w), the adjoint of winograd_input_transform: each pixel
+    sums B v B^T of the tiles that read it. ``out``: an optional C-contiguous (n, c, h, w) array."""
+    name = "winograd_input_transform_backward"
+    n, c, h, w, th, tw = _ints(name, 1, n=n, c=c, h=h, w=w, th=th, tw=tw)
+    py, px = _ints(name, 0, py=py, px=px)
+    _check_planes(name, "v", v, n * th * tw * c)
+    _check_out(name, out, v, (n, c, h, w))
+    return _run(name, v, n, c, h, w, py, px, th, tw, out=out)
+
+
+def winograd_output_transform(m, n, k, oh, ow, out=None):
+    """planes m (16, S) -> y (n, k, oh, ow): A^T m A of every tile (ceil(oh/2) x ceil(ow/2) per
+    image), cropped to (oh, ow). ``out``: an optional C-contiguous (n, k, oh, ow) array."""
+    name = "winograd_output_transform"
+    n, k = _ints(name, 1, n=n, k=k)
+    oh, ow, th, tw = _tile_grid(name, oh, ow)
+    _check_planes(name, "m", m, n * th * tw * k)
+    _check_out(name, out, m, (n, k, oh, ow))
+    return _run(name, m, n, k, oh, ow, out=out)
+
+
+def winograd_output_transform_backward(gy, out=None):
+    """gy (N, K, oh, ow) -> planes (16, S), the adjoint of winograd_output_transform: A g A^T of
+    every 2x2 tile g of gy (zeros past the edge). ``out``: an optional (16, S) array, S >= N*th*tw*K."""
+    name = "winograd_output_transform_backward"
+    _check_array(name, "gy", gy, 4, "(N, K, oh, ow)")
+    n, k, oh, ow = gy.shape
+    _, _, th, tw = _tile_grid(name, oh, ow)
+    elements = n * th * tw * k
+    out = _planes_out(name, out, gy, elements)
+    return _run(name, gy, out)
+
+
+def winograd_weight_transform(weight):
+    """weight (K, C, 3, 3) -> u (16, C, K): G g G^T of every 3x3 filter g."""
+    name = "winograd_weight_transform"
+    _check_array(name, "weight", weight, 4, "(K, C, 3, 3)")
+    if weight.shape[2:] != (3, 3):
+        raise ValueError(f"{name}: weight must be (K, C, 3, 3), got shape {weight.shape}")
+    return _run(name, weight)
+
+
+def winograd_weight_transform_backward(gu):
+    """gu (16, C, K) -> gweight (K, C, 3, 3), the adjoint of winograd_weight_transform."""
+    name = "winograd_weight_transform_backward"
+    _check_array(name, "gu", gu, 3, "(16, C, K)")
+    if gu.shape[0] != 16:
+        raise ValueError(f"{name}: gu must be (16, C, K), got shape {gu.shape}")
+    return _run(name, gu)
 
 
 # ---------------------------------------------------------------- pooling

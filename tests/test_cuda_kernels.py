@@ -633,6 +633,27 @@ def test_im2row_and_row2im_match_reference(device, g, dtype, seed, launch):
     assert_all_close(run_everywhere(device, launch, kcuda.row2im, rows, *args), reference.row2im(rows, *args), dtype)
 
 
+@pytest.mark.parametrize("n, c, k, h, w, py, px", [(2, 3, 4, 5, 7, 1, 1), (1, 2, 3, 1, 2, 2, 1), (3, 5, 2, 8, 6, 0, 3)])
+@given(dtype=dtypes, seed=seeds, launch=odd_launches)
+@examples()
+def test_winograd_transforms_match_reference(device, n, c, k, h, w, py, px, dtype, seed, launch):
+    oh, ow = h + 2 * py - 2, w + 2 * px - 2
+    th, tw = (oh + 1) // 2, (ow + 1) // 2
+    planes_c, planes_k = (np.zeros((16, n * th * tw * channels + 3), dtype) for channels in (c, k))
+    x, gy = random_array(seed, (n, c, h, w), dtype), random_array(seed + 1, (n, k, oh, ow), dtype)
+    v, m = random_array(seed + 2, planes_c.shape, dtype), random_array(seed + 3, planes_k.shape, dtype)
+    weight, gu = random_array(seed + 4, (k, c, 3, 3), dtype), random_array(seed + 5, (16, c, k), dtype)
+    calls = [("winograd_input_transform", (x, py, px, th, tw, planes_c)),
+             ("winograd_input_transform_backward", (v, n, c, h, w, py, px, th, tw)),
+             ("winograd_output_transform", (m, n, k, oh, ow)),
+             ("winograd_output_transform_backward", (gy, planes_k)),
+             ("winograd_weight_transform", (weight,)),
+             ("winograd_weight_transform_backward", (gu,))]
+    for name, args in calls:
+        expected = getattr(reference, name)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+        assert_all_close(run_everywhere(device, launch, getattr(kcuda, name), *args), expected, dtype)
+
+
 @given(a=st.integers(1, 40), b=st.integers(1, 40), dtype=dtypes, seed=seeds, launch=odd_launches)
 @examples()
 def test_swap_last_axes_matches_reference(device, a, b, dtype, seed, launch):

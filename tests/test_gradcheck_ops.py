@@ -207,6 +207,26 @@ def test_conv2d(conv_layout, case, seed):
     check(lambda *t: F.conv2d(*t, **case["kwargs"]), *conv_inputs(np.random.default_rng(seed), case))
 
 
+@st.composite
+def conv3x3_cases(draw, max_size=7):
+    """(input shape, weight shape, padding) of a 3x3 stride-1 convolution, the kind Winograd's
+    transforms compute (conv_layout "winograd"): odd and even sizes, padding 0-3, images
+    smaller than one 4x4 tile."""
+    padding = draw(st.integers(0, 3))
+    h, w = (draw(st.integers(max(1, 3 - 2 * padding), max_size)) for _ in range(2))
+    channels, out_channels = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return (draw(st.integers(1, 2)), channels, h, w), (out_channels, channels, 3, 3), padding
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=conv3x3_cases(), bias=st.booleans(), seed=seeds)
+def test_conv2d_3x3_stride_1(conv_layout, case, bias, seed):
+    (input_shape, weight_shape, padding), rng = case, np.random.default_rng(seed)
+    inputs = [random_tensor(rng, input_shape), random_tensor(rng, weight_shape)]
+    inputs += [random_tensor(rng, weight_shape[:1])] if bias else []
+    check(lambda *t: F.conv2d(*t, padding=padding), *inputs)
+
+
 @pytest.mark.parametrize("kernel", [1, 2, 3, 4])
 @pytest.mark.parametrize("groups", [1, 2])
 def test_conv2d_padding_half_the_kernel(conv_layout, kernel, groups):

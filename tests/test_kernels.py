@@ -84,6 +84,43 @@ def pool_cases(draw, max_pad=lambda k: k - 1):
                 ceil_mode=draw(st.booleans()))
 
 
+@dataclass(frozen=True)
+class WinogradCase:
+    """A 3x3 stride-1 convolution for the Winograd transforms: k output channels."""
+    n: int
+    c: int
+    k: int
+    h: int
+    w: int
+    py: int
+    px: int
+
+    @property
+    def oh(self):
+        return self.h + 2 * self.py - 2
+
+    @property
+    def ow(self):
+        return self.w + 2 * self.px - 2
+
+    @property
+    def tiles(self):                      # th, tw
+        return (self.oh + 1) // 2, (self.ow + 1) // 2
+
+    def planes(self, seed, channels):
+        """Random (16, S) planes for `channels` channels per tile."""
+        th, tw = self.tiles
+        return normal(seed, 16, kernels.winograd_plane_size(self.n * th * tw * channels))
+
+
+@st.composite
+def winograd_cases(draw):
+    """Odd and even sizes, padding 0 to 3 (an image smaller than a tile, windows mostly padding)."""
+    py, px = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    h, w = draw(st.integers(max(1, 3 - 2 * py), 11)), draw(st.integers(max(1, 3 - 2 * px), 11))
+    return WinogradCase(draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5)), h, w, py, px)
+
+
 seeds = st.integers(0, 2**32 - 1)
 
 
@@ -119,6 +156,18 @@ def assert_cpu_matches_reference(kernel, *args, exact=False, **kwargs):
 
 
 # ---------------------------------------------------------------- checks shared by drawn and picked cases
+
+
+def check_winograd(case, seed):
+    (th, tw), geometry = case.tiles, (case.py, case.px) + case.tiles
+    x = normal(seed, case.n, case.c, case.h, case.w)
+    assert_cpu_matches_reference("winograd_input_transform", x, *geometry)
+    assert_cpu_matches_reference("winograd_input_transform_backward", case.planes(seed + 1, case.c),
+                                 case.n, case.c, case.h, case.w, *geometry)
+    assert_cpu_matches_reference("winograd_output_transform", case.planes(seed + 2, case.k),
+                                 case.n, case.k, case.oh, case.ow)
+    gy = normal(seed + 3, case.n, case.k, case.oh, case.ow)
+    assert_cpu_matches_reference("winograd_output_transform_backward", gy)
 
 
 def check_im2col(case, seed):
@@ -219,6 +268,53 @@ def test_row2im_is_the_adjoint_of_im2row_and_fills_out(implementation, case, see
         back = kernels.row2im(g, case.h, case.w, *case.conv, out=x_out)
     assert rows is rows_out and back is x_out
     np.testing.assert_allclose(np.vdot(rows, g), np.vdot(x, back), rtol=1e-10)
+
+
+@given(case=winograd_cases(), seed=seeds)
+@EXAMPLES
+def test_winograd_transforms_cpu_match_reference(case, seed):
+    check_winograd(case, seed)
+
+
+@pytest.mark.parametrize("implementation", ["reference", "cpu"])
+@given(case=winograd_cases(), seed=seeds)
+@EXAMPLES
+def test_winograd_transforms_compute_the_convolution(implementation, case, seed):
+    x, weight = normal(seed, case.n, case.c, case.h, case.w), normal(seed + 1, case.k, case.c, 3, 3)
+    (th, tw), tiles = case.tiles, case.n * case.tiles[0] * case.tiles[1]
+    with kernels.use(implementation):
+        v = kernels.winograd_input_transform(x, case.py, case.px, th, tw)
+        u = kernels.winograd_weight_transform(weight)                       # (16, C, K)
+        m = np.zeros((16, kernels.winograd_plane_size(tiles * case.k)))
+        m[:, :tiles * case.k] = (v[:, :tiles * case.c].reshape(16, tiles, case.c) @ u).reshape(16, -1)
+        y = kernels.winograd_output_transform(m, case.n, case.k, case.oh, case.ow)
+    col = kernels.reference.im2col(x, 3, 3, 1, 1, case.py, case.px, 1, 1, case.oh, case.ow)
+    expected = np.einsum("kcij,ncijyx->nkyx", weight, col)
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("implementation", ["reference", "cpu"])
+@given(case=winograd_cases(), seed=seeds)
+@EXAMPLES
+def test_winograd_backward_transforms_are_the_adjoints_and_fill_out(implementation, case, seed):
+    (th, tw), geometry = case.tiles, (case.py, case.px) + case.tiles
+    x, gx_out = normal(seed, case.n, case.c, case.h, case.w), np.full((case.n, case.c, case.h, case.w), np.nan)
+    gy, y_out = normal(seed + 1, case.n, case.k, case.oh, case.ow), np.full((case.n, case.k, case.oh, case.ow), np.nan)
+    gv, m = case.planes(seed + 2, case.c), case.planes(seed + 3, case.k)
+    v_out, gm_out = np.full_like(gv, np.nan), np.full_like(m, np.nan)     # stale contents
+    weight, gu = normal(seed + 4, case.k, case.c, 3, 3), normal(seed + 5, 16, case.c, case.k)
+    with kernels.use(implementation):
+        v = kernels.winograd_input_transform(x, *geometry, out=v_out)
+        gx = kernels.winograd_input_transform_backward(gv, case.n, case.c, case.h, case.w, *geometry, out=gx_out)
+        y = kernels.winograd_output_transform(m, case.n, case.k, case.oh, case.ow, out=y_out)
+        gm = kernels.winograd_output_transform_backward(gy, out=gm_out)
+        u, gweight = kernels.winograd_weight_transform(weight), kernels.winograd_weight_transform_backward(gu)
+    assert v is v_out and gx is gx_out and y is y_out and gm is gm_out
+    used_v, used_m = case.n * th * tw * case.c, case.n * th * tw * case.k
+    assert not v[:, used_v:].any() and not gm[:, used_m:].any()         # past the tiles: zeros
+    np.testing.assert_allclose(np.vdot(v[:, :used_v], gv[:, :used_v]), np.vdot(x, gx), rtol=1e-10)
+    np.testing.assert_allclose(np.vdot(y, gy), np.vdot(m[:, :used_m], gm[:, :used_m]), rtol=1e-10)
+    np.testing.assert_allclose(np.vdot(u, gu), np.vdot(weight, gweight), rtol=1e-10)
 
 
 @pytest.mark.parametrize("implementation", ["reference", "cpu"])
@@ -353,6 +449,21 @@ def test_conv_edge_cases(case):
     check_im2row_row2im(case, 3)
 
 
+WINOGRAD_EDGE_CASES = [
+    WinogradCase(1, 1, 1, 1, 1, 1, 1),                       # one pixel, one output
+    WinogradCase(2, 2, 3, 1, 2, 3, 2),                       # tiles almost all padding
+    WinogradCase(1, 3, 2, 3, 3, 0, 0),                       # one output, half a tile
+    WinogradCase(2, 3, 2, 4, 7, 0, 1),                       # even rows, odd columns
+    WinogradCase(1, 2, 4, 9, 2, 1, 3),                       # padding wider than the image
+    WinogradCase(3, 17, 5, 8, 8, 1, 1),                      # CIFAR-like, odd channel count
+]
+
+
+@pytest.mark.parametrize("case", WINOGRAD_EDGE_CASES, ids=str)
+def test_winograd_edge_cases(case):
+    check_winograd(case, 0)
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (1, 33), (33, 1), (2, 32, 64), (3, 65, 31), (0, 4, 5)])
 def test_swap_last_axes_edge_cases(shape):
     assert_cpu_matches_reference("swap_last_axes", normal(0, *shape), exact=True)
@@ -478,6 +589,10 @@ def example_calls(dtype):
         "depthwise_conv2d_forward": ((x, weight, *conv, oh, ow), {}),
         "depthwise_conv2d_backward_input": ((gy_depthwise, weight, 9, 7, *conv), {"in_channels": 4}),
         "depthwise_conv2d_backward_weight": ((x, gy_depthwise, k, k, *conv), {}),
+        "winograd_input_transform": ((x, 1, 1, 5, 4), {}),
+        "winograd_input_transform_backward": ((data(16, 2 * 5 * 4 * 4), 2, 4, 9, 7, 1, 1, 5, 4), {}),
+        "winograd_output_transform": ((data(16, 2 * 5 * 4 * 3 + 5), 2, 3, 9, 7), {}),
+        "winograd_output_transform_backward": ((data(2, 3, 9, 7),), {}),
     }
 
 
@@ -526,6 +641,7 @@ def bad_calls():
     x = calls["im2col"][0][0]
     col = kernels.reference.im2col(*calls["im2col"][0])
     col_in = calls["col2im"][0][0]
+    shared = np.zeros((16, 200))
     return [
         ("im2col", ValueError, "4-D", swap("im2col", 0, x[0])),
         ("im2col", TypeError, "float32 or float64", swap("im2col", 0, x.astype(np.int64))),
@@ -596,6 +712,32 @@ def bad_calls():
          swap("depthwise_conv2d_backward_weight", 1, np.ones((2, 6, 5, 4)))),
         ("depthwise_conv2d_backward_weight", ValueError, "does not fit",
          swap("depthwise_conv2d_backward_weight", 2, 9)),
+        ("winograd_input_transform", ValueError, "th must be positive", swap("winograd_input_transform", 3, 0)),
+        ("winograd_input_transform", ValueError, "py must be non-negative",
+         swap("winograd_input_transform", 1, -1)),
+        ("winograd_input_transform", ValueError, "out must have shape (16, S) with S >= 160",
+         swap("winograd_input_transform", 0, x, out=np.empty((16, 159)))),
+        ("winograd_input_transform", TypeError, "out must be a ndarray of dtype float64",
+         swap("winograd_input_transform", 0, x, out=np.empty((16, 160), np.float32))),
+        ("winograd_input_transform", ValueError, "out must be C-contiguous",
+         swap("winograd_input_transform", 0, x, out=np.empty((160, 16)).T)),
+        ("winograd_input_transform", ValueError, "out must not overlap the input",
+         swap("winograd_input_transform", 0, shared.reshape(-1)[:504].reshape(2, 4, 9, 7), out=shared)),
+        ("winograd_input_transform_backward", ValueError, "v must have shape (16, S) with S >= 160",
+         swap("winograd_input_transform_backward", 0, np.ones((16, 100)))),
+        ("winograd_input_transform_backward", ValueError, "v must be 2-D",
+         swap("winograd_input_transform_backward", 0, np.ones((16, 10, 16)))),
+        ("winograd_input_transform_backward", ValueError, "out must have shape (2, 4, 9, 7)",
+         swap("winograd_input_transform_backward", 1, 2, out=np.empty((2, 4, 9, 6)))),
+        ("winograd_output_transform", ValueError, "m must have shape (16, S) with S >= 120",
+         swap("winograd_output_transform", 0, np.ones((15, 200)))),
+        ("winograd_output_transform", ValueError, "ow must be positive", swap("winograd_output_transform", 4, 0)),
+        ("winograd_output_transform_backward", ValueError, "gy must be 4-D",
+         swap("winograd_output_transform_backward", 0, np.ones((2, 3, 9)))),
+        ("winograd_weight_transform", ValueError, "weight must be (K, C, 3, 3)",
+         lambda: kernels.winograd_weight_transform(np.ones((2, 3, 5, 5)))),
+        ("winograd_weight_transform_backward", ValueError, "gu must be (16, C, K)",
+         lambda: kernels.winograd_weight_transform_backward(np.ones((9, 3, 2)))),
     ]
 
 
@@ -614,7 +756,8 @@ def test_bad_arguments_raise_before_any_kernel_runs(implementation, kernel, erro
 
 
 def test_every_kernel_has_a_bad_argument_test():
-    assert {kernel for kernel, *_ in BAD_CALLS} == set(KERNEL_NAMES)
+    numpy_only = {"winograd_weight_transform", "winograd_weight_transform_backward"}   # no Numba twin
+    assert {kernel for kernel, *_ in BAD_CALLS} == set(KERNEL_NAMES) | numpy_only
 
 
 def test_choosing_an_implementation():

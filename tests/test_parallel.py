@@ -67,7 +67,8 @@ def test_release_scratch_frees_every_threads_buffers(two_threads):
 
 
 @pytest.mark.parametrize("channels, out_channels, groups, kernel, kwargs", [
-    (16, 8, 1, 3, dict(padding=1)),          # im2row rows
+    (16, 8, 1, 3, dict(padding=1)),          # Winograd's transforms
+    (16, 8, 1, 3, dict(padding=2, dilation=2)),  # im2row rows
     (16, 8, 1, 3, dict(stride=2)),
     (3, 8, 1, 3, dict(padding=1)),           # im2col columns (few channels)
     (4, 8, 2, 3, dict(padding=1)),           # grouped
@@ -77,6 +78,7 @@ def test_conv2d_shared_between_threads_equals_one_thread(monkeypatch, channels, 
     """Chunks of one image each, split between two workers (each summing its own part of the
     weight gradient), against every chunk in the calling thread: equal to rounding."""
     monkeypatch.setattr(conv_module, "CPU_CHUNK_BYTES", 1)
+    monkeypatch.setattr(conv_module, "WINOGRAD_CHUNK_BYTES", 1)
     calls = []
     original = parallel.map_parts
 

@@ -15,7 +15,7 @@ import tinycnn
 import tinycnn.functions as F
 import tinycnn.nn as nn
 from tinycnn import Tensor, kernels
-from test_gradcheck_ops import conv_cases, pool_cases, seeds
+from test_gradcheck_ops import conv3x3_cases, conv_cases, pool_cases, seeds
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -72,6 +72,17 @@ def test_conv2d(kernel_implementation, conv_layout, dtype, case, seed):
     if case["bias"]:
         arrays.append(rng.normal(size=case["weight_shape"][:1]))
     check_parity(lambda *t: F.conv2d(*t, **case["kwargs"]), lambda *t: TF.conv2d(*t, **case["kwargs"]),
+                 arrays, dtype, rng)
+
+
+@dtypes
+@settings(max_examples=30, deadline=None)
+@given(case=conv3x3_cases(max_size=12), bias=st.booleans(), seed=seeds)
+def test_conv2d_3x3_stride_1(kernel_implementation, conv_layout, dtype, case, bias, seed):
+    (input_shape, weight_shape, padding), rng = case, np.random.default_rng(seed)
+    arrays = [rng.normal(size=input_shape), rng.normal(size=weight_shape)]
+    arrays += [rng.normal(size=weight_shape[:1])] if bias else []
+    check_parity(lambda *t: F.conv2d(*t, padding=padding), lambda *t: TF.conv2d(*t, padding=padding),
                  arrays, dtype, rng)
 
 

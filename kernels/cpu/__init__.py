@@ -11,6 +11,8 @@ from .depthwise import (depthwise_conv2d_backward_input, depthwise_conv2d_backwa
                         depthwise_conv2d_forward)
 from .lrn import lrn_backward, lrn_forward
 from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
+from .winograd import (winograd_input_transform, winograd_input_transform_backward,
+                       winograd_output_transform, winograd_output_transform_backward)
 
 __all__ = [
     "im2col", "col2im", "im2row", "row2im", "swap_last_axes",
@@ -18,4 +20,6 @@ __all__ = [
     "lrn_forward", "lrn_backward",
     "batch_norm_forward_train", "batch_norm_forward_eval", "batch_norm_backward",
     "depthwise_conv2d_forward", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight",
+    "winograd_input_transform", "winograd_input_transform_backward",
+    "winograd_output_transform", "winograd_output_transform_backward",
 ]

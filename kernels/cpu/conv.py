@@ -153,6 +153,18 @@ def _to_padded_channels_last(image, plane_start, channels, h, w, py, px, wp, pad
 
 
 @njit(cache=True, nogil=True)
+def _from_padded_channels_last(padded, plane_start, channels, h, w, py, px, wp, image):
+    """The inverse of _to_padded_channels_last: image plane (plane_start + c), pixel (a, b) =
+    padded[((py + a) * wp + px + b) * C + c]."""
+    for c in range(channels):
+        target = (plane_start + c) * h * w
+        for a in range(h):
+            source = ((py + a) * wp + px) * channels + c
+            for b in range(w):
+                image[uintp(target + a * w + b)] = padded[uintp(source + b * channels)]
+
+
+@njit(cache=True, nogil=True)
 def _im2row(x, sy, sx, py, px, dy, dx, rows):
     n_images, channels, h, w = x.shape
     oh, ow, kh, kw = rows.shape[1:5]
@@ -194,12 +206,7 @@ def _row2im(rows, sy, sx, py, px, dy, dx, x):
                         for e in range(run):
                             padded[uintp(start + e)] += source[uintp(k + e)]
                         k += run
-        for c in range(channels):
-            target = (n * channels + c) * h * w
-            for a in range(h):
-                start = ((py + a) * wp + px) * channels + c
-                for b in range(w):
-                    image[uintp(target + a * w + b)] = padded[uintp(start + b * channels)]
+        _from_padded_channels_last(padded, n * channels, channels, h, w, py, px, wp, image)
 
 
 @njit(cache=True, nogil=True)

@@ -25,6 +25,12 @@ CPU_CHUNK_BYTES = 4 * 2**20
 # 27 values long, too short for both the row copies and the GEMM (MiniVGG's first layer:
 # forward 1.8 ms with im2col against 5.6 ms with im2row, backward 5 against 10).
 ROWS_MIN_CHANNELS = 16
+# 3x3 stride-1 convolutions with at least this many input channels run Winograd's
+# F(2x2, 3x3) on the CPU (``_forward_winograd``), the rest im2row / im2col.
+WINOGRAD_MIN_CHANNELS = 16
+# Bytes of transformed tiles (input and output planes) per chunk of a Winograd convolution:
+# its 16 small GEMMs run from the L2 cache (2 MiB per core on the development machine).
+WINOGRAD_CHUNK_BYTES = 2**20
 
 
 class Conv2d(Function):
@@ -75,6 +81,8 @@ class Conv2d(Function):
             y = kernels.depthwise_conv2d_forward(x, weight, sy, sx, py, px, dy, dx, self.oh, self.ow)
             if bias4 is not None:
                 y += bias4
+        elif self._uses_winograd():
+            y = self._forward_winograd(bias4)
         elif self._uses_rows():
             y = self._forward_rows(bias4)
         else:
@@ -90,6 +98,83 @@ class Conv2d(Function):
                         y[chunk] += bias4
             self._map_chunks(forward_chunks)
         return y
+
+    def _uses_winograd(self):
+        return (get_array_module(self.x) is np and self.groups == 1 and self.weight.shape[2:] == (3, 3)
+                and self.stride == (1, 1) and self.dilation == (1, 1)
+                and self.x.shape[1] >= WINOGRAD_MIN_CHANNELS)
+
+    def _tile_grid(self):
+        """(th, tw): Winograd's 2x2 output tiles per image, down and across."""
+        return (self.oh + 1) // 2, (self.ow + 1) // 2
+
+    def _planes(self, name, images, channels):
+        """(buffer, view): reused scratch memory for the 16 planes of `images` images' tiles
+        (kernels.winograd_input_transform's layout), and the planes as (16, tiles, channels)."""
+        th, tw = self._tile_grid()
+        elements = images * th * tw * channels
+        buffer = scratch(name, (16, kernels.winograd_plane_size(elements)), self.x.dtype)
+        return buffer, buffer[:, :elements].reshape(16, images * th * tw, channels)
+
+    def _input_planes(self, x):
+        """Winograd-transformed input tiles of a chunk of images: (buffer, (16, T, C) view)."""
+        (py, px), (th, tw) = self.padding, self._tile_grid()
+        buffer, planes = self._planes("conv2d.v", x.shape[0], x.shape[1])
+        kernels.winograd_input_transform(x, py, px, th, tw, out=buffer)
+        return buffer, planes
+
+    def _forward_winograd(self, bias4):
+        x = self.x
+        n, oc = x.shape[0], self.weight.shape[0]
+        u = kernels.winograd_weight_transform(self.weight)                  # (16, C, OC)
+        y = np.empty((n, oc, self.oh, self.ow), dtype=x.dtype)
+
+        def forward_chunks(chunks):
+            for chunk in chunks:
+                images = chunk.stop - chunk.start
+                _, v = self._input_planes(x[chunk])                         # (16, T, C)
+                m_buffer, m = self._planes("conv2d.m", images, oc)          # (16, T, OC)
+                np.matmul(v, u, out=m)
+                kernels.winograd_output_transform(m_buffer, images, oc, self.oh, self.ow, out=y[chunk])
+                if bias4 is not None:
+                    y[chunk] += bias4
+        self._map_chunks(forward_chunks)
+        return y
+
+    def _backward_winograd(self, gy, need_gx, need_gw):
+        """-> (gx, gw, gb), each None where not needed."""
+        x = self.x
+        n, c, h, w = x.shape
+        oc = self.weight.shape[0]
+        (py, px), (th, tw) = self.padding, self._tile_grid()
+        u_t = np.ascontiguousarray(kernels.winograd_weight_transform(self.weight).transpose(0, 2, 1))  # (16, OC, C)
+        gx = np.empty_like(x) if need_gx else None
+
+        def backward_chunks(chunks):
+            """Fills gx for these chunks; returns their part of the transformed weight gradient
+            (16, C, OC) and of the bias gradient."""
+            gu = np.zeros((16, c, oc), x.dtype) if need_gw else None
+            part = np.empty_like(gu) if need_gw else None
+            gb = np.zeros(oc, gy.dtype) if self.has_bias else None
+            for chunk in chunks:
+                images = chunk.stop - chunk.start
+                if gb is not None:
+                    gb += gy[chunk].sum(axis=(0, 2, 3))
+                gm_buffer, gm = self._planes("conv2d.m", images, oc)        # (16, T, OC)
+                kernels.winograd_output_transform_backward(gy[chunk], out=gm_buffer)
+                if need_gw:
+                    _, v = self._input_planes(x[chunk])                     # (16, T, C)
+                    np.matmul(v.transpose(0, 2, 1), gm, out=part)
+                    gu += part
+                if need_gx:
+                    gv_buffer, gv = self._planes("conv2d.v", images, c)
+                    np.matmul(gm, u_t, out=gv)
+                    kernels.winograd_input_transform_backward(gv_buffer, images, c, h, w, py, px, th, tw,
+                                                              out=gx[chunk])
+            return gu, gb
+        gu, gb = _sum_parts(self._map_chunks(backward_chunks))
+        gw = kernels.winograd_weight_transform_backward(gu) if need_gw else None
+        return gx, gw, gb
 
     def _uses_rows(self):
         return (get_array_module(self.x) is np and self.groups == 1 and not self.depthwise
@@ -169,13 +254,17 @@ class Conv2d(Function):
         n, workers = self.x.shape[0], self._workers()
         limit = get_workspace_limit() // workers
         if get_array_module(self.x) is np:
-            limit = min(limit, CPU_CHUNK_BYTES)
+            limit = min(limit, WINOGRAD_CHUNK_BYTES if self._uses_winograd() else CPU_CHUNK_BYTES)
         step = -(-n // workers) if self._is_pointwise() else max(1, min(n, limit // self._column_bytes()))
         return [slice(start, min(start + step, n)) for start in range(0, n, step)]
 
     def _column_bytes(self):
-        """Bytes of one image's im2col columns (or im2row rows)."""
+        """Bytes of one image's im2col columns (or im2row rows, or Winograd's input and output
+        planes)."""
         kh, kw = self.weight.shape[2:]
+        if self._uses_winograd():
+            th, tw = self._tile_grid()
+            return 16 * th * tw * (self.x.shape[1] + self.weight.shape[0]) * self.x.itemsize
         return self.x.shape[1] * kh * kw * self.oh * self.ow * self.x.itemsize
 
     def _workers(self):
@@ -229,6 +318,8 @@ class Conv2d(Function):
             return gx, gw, gb
         xp = get_array_module(gy)
         gy = xp.ascontiguousarray(gy)
+        if self._uses_winograd():
+            return self._backward_winograd(gy, need_gx, need_gw)
         if self._uses_rows():
             return self._backward_rows(gy, need_gx, need_gw)
         gy_groups = gy.reshape(n, groups, oc // groups, -1)                          # (N, G, OCg, L)
