@@ -133,22 +133,22 @@ class Conv2d(Function):
         return buffer, buffer[:, :elements].reshape(16, images * th * tw, channels)
 
     def _input_planes(self, x):
-        """Winograd-transformed input tiles of a chunk of images: (buffer, (16, T, C) view)."""
+        """Winograd-transformed input tiles of a chunk of images, as (16, T, C)."""
         (py, px), (th, tw) = self.padding, self._tile_grid()
         buffer, planes = self._planes("conv2d.v", x.shape[0], x.shape[1])
         kernels.winograd_input_transform(x, py, px, th, tw, out=buffer)
-        return buffer, planes
+        return planes
 
     def _forward_winograd(self, bias4):
         x = self.x
         n, oc = x.shape[0], self.weight.shape[0]
-        u = kernels.winograd_weight_transform(self.weight)                  # (16, C, OC)
+        u = self.u = kernels.winograd_weight_transform(self.weight)         # (16, C, OC)
         y = np.empty((n, oc, self.oh, self.ow), dtype=x.dtype)
 
         def forward_chunks(chunks):
             for chunk in chunks:
                 images = chunk.stop - chunk.start
-                _, v = self._input_planes(x[chunk])                         # (16, T, C)
+                v = self._input_planes(x[chunk])                            # (16, T, C)
                 m_buffer, m = self._planes("conv2d.m", images, oc)          # (16, T, OC)
                 np.matmul(v, u, out=m)
                 kernels.winograd_output_transform(m_buffer, images, oc, self.oh, self.ow, out=y[chunk])
@@ -163,7 +163,7 @@ class Conv2d(Function):
         n, c, h, w = x.shape
         oc = self.weight.shape[0]
         (py, px), (th, tw) = self.padding, self._tile_grid()
-        u_t = np.ascontiguousarray(kernels.winograd_weight_transform(self.weight).transpose(0, 2, 1))  # (16, OC, C)
+        u_t = np.ascontiguousarray(self.u.transpose(0, 2, 1))                   # (16, OC, C)
         gx = np.empty_like(x) if need_gx else None
 
         def backward_chunks(chunks):
@@ -179,10 +179,10 @@ class Conv2d(Function):
                 gm_buffer, gm = self._planes("conv2d.m", images, oc)        # (16, T, OC)
                 kernels.winograd_output_transform_backward(gy[chunk], out=gm_buffer)
                 if need_gw:
-                    _, v = self._input_planes(x[chunk])                     # (16, T, C)
+                    v = self._input_planes(x[chunk])                        # (16, T, C)
                     np.matmul(v.transpose(0, 2, 1), gm, out=part)
                     gu += part
-                if need_gx:
+                if need_gx:     # gv takes v's scratch memory: v is no longer needed
                     gv_buffer, gv = self._planes("conv2d.v", images, c)
                     np.matmul(gm, u_t, out=gv)
                     kernels.winograd_input_transform_backward(gv_buffer, images, c, h, w, py, px, th, tw,
