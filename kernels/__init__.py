@@ -123,14 +123,16 @@ def _check_shape(kernel, name, array, expected):
 
 
 def _check_out(kernel, out, like, shape):
-    """`out` is None, or a C-contiguous array of `like`'s kind and dtype with exactly `shape`."""
+    """`out` is None, or a C-contiguous array of `like`'s kind and dtype with exactly `shape`
+    (any shape if `shape` is None: the caller checks it)."""
     if out is None:
         return
     if type(out) is not type(like):
         raise TypeError(f"{kernel}: out must be a {type(like).__name__} like the input, got {type(out).__name__}")
     if out.dtype != like.dtype:
         raise TypeError(f"{kernel}: out must have dtype {like.dtype}, got {out.dtype}")
-    _check_shape(kernel, "out", out, shape)
+    if shape is not None:
+        _check_shape(kernel, "out", out, shape)
     if not out.flags.c_contiguous:
         raise ValueError(f"{kernel}: out must be C-contiguous")
     if get_array_module(out).may_share_memory(out, like):
@@ -285,20 +287,11 @@ def winograd_plane_size(elements):
     return -(-elements // 1024) * 1024 + 16
 
 
-def _check_planes(kernel, name, planes, elements, like=None):
-    """planes: a (16, S) C-contiguous float array with S >= elements (of `like`'s kind and dtype)."""
+def _check_planes(kernel, name, planes, elements):
+    """planes: a (16, S) float array with S >= elements."""
     _check_array(kernel, name, planes, 2, "(16, S)")
     if planes.shape[0] != 16 or planes.shape[1] < elements:
         raise ValueError(f"{kernel}: {name} must have shape (16, S) with S >= {elements}, got {planes.shape}")
-    if like is None:
-        return
-    if type(planes) is not type(like) or planes.dtype != like.dtype:
-        raise TypeError(f"{kernel}: {name} must be a {type(like).__name__} of dtype {like.dtype}, "
-                        f"got a {type(planes).__name__} of dtype {planes.dtype}")
-    if not planes.flags.c_contiguous:
-        raise ValueError(f"{kernel}: {name} must be C-contiguous")
-    if get_array_module(planes).may_share_memory(planes, like):
-        raise ValueError(f"{kernel}: {name} must not overlap the input")
 
 
 def _planes_out(kernel, out, like, elements):
@@ -306,7 +299,8 @@ def _planes_out(kernel, out, like, elements):
     (never written by the kernels) zeroed, so results are fully defined."""
     if out is None:
         out = get_array_module(like).empty((16, winograd_plane_size(elements)), like.dtype)
-    _check_planes(kernel, "out", out, elements, like=like)
+    _check_out(kernel, out, like, shape=None)
+    _check_planes(kernel, "out", out, elements)
     out[:, elements:] = 0
     return out
 

@@ -717,7 +717,7 @@ def bad_calls():
          swap("winograd_input_transform", 1, -1)),
         ("winograd_input_transform", ValueError, "out must have shape (16, S) with S >= 160",
          swap("winograd_input_transform", 0, x, out=np.empty((16, 159)))),
-        ("winograd_input_transform", TypeError, "out must be a ndarray of dtype float64",
+        ("winograd_input_transform", TypeError, "out must have dtype float64",
          swap("winograd_input_transform", 0, x, out=np.empty((16, 160), np.float32))),
         ("winograd_input_transform", ValueError, "out must be C-contiguous",
          swap("winograd_input_transform", 0, x, out=np.empty((160, 16)).T)),
