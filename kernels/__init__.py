@@ -275,30 +275,32 @@ def swap_last_axes(x, out=None):
     return _run(name, x, out=out)
 
 
-# ---------------------------------------------------------------- Winograd F(2x2, 3x3)
-# The transforms of a 3x3 stride-1 convolution computed as 16 matrix products per layer;
-# the algorithm, the tile numbering and the (16, S) plane layout are in kernels/reference.py.
+# ---------------------------------------------------------------- Winograd F(4x4, 3x3)
+# The transforms of a 3x3 stride-1 convolution computed as 36 matrix products per layer;
+# the algorithm, the tile numbering and the (36, S) plane layout are in kernels/reference.py.
+WINOGRAD_PLANES = reference.WINOGRAD_PLANES
+winograd_tile_grid = reference.winograd_tile_grid
 
 
 def winograd_plane_size(elements):
-    """S, the distance between the 16 planes of `elements` (tiles x channels) transformed values:
-    rounded up to whole 4 KiB of float32, plus 64 bytes, so the 16 planes fall in different
-    sets of the L1 cache (planes a multiple of 4 KiB apart evict each other: 4x slower)."""
+    """S, the distance between the 36 planes of `elements` (tiles x channels) transformed values:
+    rounded up to whole 4 KiB of float32, plus 64 bytes, so the planes fall in different sets
+    of the L1 cache (planes a multiple of 4 KiB apart evict each other: 4x slower)."""
     return -(-elements // 1024) * 1024 + 16
 
 
 def _check_planes(kernel, name, planes, elements):
-    """planes: a (16, S) float array with S >= elements."""
-    _check_array(kernel, name, planes, 2, "(16, S)")
-    if planes.shape[0] != 16 or planes.shape[1] < elements:
-        raise ValueError(f"{kernel}: {name} must have shape (16, S) with S >= {elements}, got {planes.shape}")
+    """planes: a (36, S) float array with S >= elements."""
+    _check_array(kernel, name, planes, 2, "(36, S)")
+    if planes.shape[0] != WINOGRAD_PLANES or planes.shape[1] < elements:
+        raise ValueError(f"{kernel}: {name} must have shape (36, S) with S >= {elements}, got {planes.shape}")
 
 
 def _planes_out(kernel, out, like, elements):
-    """The (16, S) output planes: `out` checked, or a new array; the entries past `elements`
+    """The (36, S) output planes: `out` checked, or a new array; the entries past `elements`
     (never written by the kernels) zeroed, so results are fully defined."""
     if out is None:
-        out = get_array_module(like).empty((16, winograd_plane_size(elements)), like.dtype)
+        out = get_array_module(like).empty((WINOGRAD_PLANES, winograd_plane_size(elements)), like.dtype)
     _check_out(kernel, out, like, shape=None)
     _check_planes(kernel, "out", out, elements)
     out[:, elements:] = 0
@@ -307,12 +309,12 @@ def _planes_out(kernel, out, like, elements):
 
 def _tile_grid(kernel, oh, ow):
     oh, ow = _ints(kernel, 1, oh=oh, ow=ow)
-    return oh, ow, (oh + 1) // 2, (ow + 1) // 2
+    return (oh, ow) + winograd_tile_grid(oh, ow)
 
 
 def winograd_input_transform(x, py, px, th, tw, out=None):
-    """x (N, C, H, W) -> planes (16, S): B^T d B of every 4x4 input tile d (th x tw tiles per
-    image, 2 pixels apart, the first at (-py, -px)). ``out``: an optional (16, S) array, S >= N*th*tw*C."""
+    """x (N, C, H, W) -> planes (36, S): B^T d B of every 6x6 input tile d (th x tw tiles per
+    image, 4 pixels apart, the first at (-py, -px)). ``out``: an optional (36, S) array, S >= N*th*tw*C."""
     name = "winograd_input_transform"
     _check_array(name, "x", x, 4, "(N, C, H, W)")
     py, px = _ints(name, 0, py=py, px=px)
@@ -323,7 +325,7 @@ def winograd_input_transform(x, py, px, th, tw, out=None):
 
 
 def winograd_input_transform_backward(v, n, c, h, w, py, px, th, tw, out=None):
-    """planes v (16, S) -> x (n, c, h, w), the adjoint of winograd_input_transform: each pixel
+    """planes v (36, S) -> x (n, c, h, w), the adjoint of winograd_input_transform: each pixel
     sums B v B^T of the tiles that read it. ``out``: an optional C-contiguous (n, c, h, w) array."""
     name = "winograd_input_transform_backward"
     n, c, h, w, th, tw = _ints(name, 1, n=n, c=c, h=h, w=w, th=th, tw=tw)
@@ -334,7 +336,7 @@ def winograd_input_transform_backward(v, n, c, h, w, py, px, th, tw, out=None):
 
 
 def winograd_output_transform(m, n, k, oh, ow, out=None):
-    """planes m (16, S) -> y (n, k, oh, ow): A^T m A of every tile (ceil(oh/2) x ceil(ow/2) per
+    """planes m (36, S) -> y (n, k, oh, ow): A^T m A of every tile (ceil(oh/4) x ceil(ow/4) per
     image), cropped to (oh, ow). ``out``: an optional C-contiguous (n, k, oh, ow) array."""
     name = "winograd_output_transform"
     n, k = _ints(name, 1, n=n, k=k)
@@ -345,8 +347,8 @@ def winograd_output_transform(m, n, k, oh, ow, out=None):
 
 
 def winograd_output_transform_backward(gy, out=None):
-    """gy (N, K, oh, ow) -> planes (16, S), the adjoint of winograd_output_transform: A g A^T of
-    every 2x2 tile g of gy (zeros past the edge). ``out``: an optional (16, S) array, S >= N*th*tw*K."""
+    """gy (N, K, oh, ow) -> planes (36, S), the adjoint of winograd_output_transform: A g A^T of
+    every 4x4 tile g of gy (zeros past the edge). ``out``: an optional (36, S) array, S >= N*th*tw*K."""
     name = "winograd_output_transform_backward"
     _check_array(name, "gy", gy, 4, "(N, K, oh, ow)")
     n, k, oh, ow = gy.shape
@@ -357,7 +359,7 @@ def winograd_output_transform_backward(gy, out=None):
 
 
 def winograd_weight_transform(weight):
-    """weight (K, C, 3, 3) -> u (16, C, K): G g G^T of every 3x3 filter g."""
+    """weight (K, C, 3, 3) -> u (36, C, K): G g G^T of every 3x3 filter g."""
     name = "winograd_weight_transform"
     _check_array(name, "weight", weight, 4, "(K, C, 3, 3)")
     if weight.shape[2:] != (3, 3):
@@ -366,11 +368,11 @@ def winograd_weight_transform(weight):
 
 
 def winograd_weight_transform_backward(gu):
-    """gu (16, C, K) -> gweight (K, C, 3, 3), the adjoint of winograd_weight_transform."""
+    """gu (36, C, K) -> gweight (K, C, 3, 3), the adjoint of winograd_weight_transform."""
     name = "winograd_weight_transform_backward"
-    _check_array(name, "gu", gu, 3, "(16, C, K)")
-    if gu.shape[0] != 16:
-        raise ValueError(f"{name}: gu must be (16, C, K), got shape {gu.shape}")
+    _check_array(name, "gu", gu, 3, "(36, C, K)")
+    if gu.shape[0] != WINOGRAD_PLANES:
+        raise ValueError(f"{name}: gu must be (36, C, K), got shape {gu.shape}")
     return _run(name, gu)
 
 

@@ -86,20 +86,43 @@ def swap_last_axes(x, out=None):
     return np.ascontiguousarray(swapped) if out is None else _store(swapped, out)
 
 
-# Winograd F(2x2, 3x3) (Lavin & Gray, 2015). The 2x2 outputs of a 3x3 filter g over a 4x4
+# Winograd F(4x4, 3x3) (Lavin & Gray, 2015). The 4x4 outputs of a 3x3 filter g over a 6x6
 # input tile d are
 #     Y = A^T [ (G g G^T) * (B^T d B) ] A         (* elementwise)
-# so a whole layer is 16 independent matrix products, one per cell ab of the 4x4 tiles,
+# so a whole layer is 36 independent matrix products, one per cell ab of the 6x6 tiles,
 #     M[ab] = V[ab] @ U[ab]:  (T, K) = (T, C) @ (C, K)     T tiles, C in, K out channels,
-# 16 multiplications for 4 outputs where the direct convolution needs 36. Tile (ty, tx) of
-# image n makes outputs (2ty, 2tx) .. (2ty + 1, 2tx + 1) from input rows 2ty - py .. 2ty - py + 3
-# and columns 2tx - px .. 2tx - px + 3 (zeros outside the image); with th = ceil(oh / 2) and
-# tw = ceil(ow / 2) tile rows and columns, tiles are numbered t = (n*th + ty)*tw + tx.
-# Transformed tiles are 16 planes: planes[ab, t*C + c] in a (16, S) array, S >= T*C
-# (kernels.winograd_plane_size; the dispatch functions zero the entries past T*C).
-WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
-WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
-WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])
+# 36 multiplications for 16 outputs where the direct convolution needs 144 (F(2x2, 3x3) needs
+# 64). Tile (ty, tx) of image n makes outputs (4ty, 4tx) .. (4ty + 3, 4tx + 3) from input rows
+# 4ty - py .. 4ty - py + 5 and columns 4tx - px .. 4tx - px + 5 (zeros outside the image);
+# with th = ceil(oh / 4) and tw = ceil(ow / 4) tile rows and columns (winograd_tile_grid),
+# tiles are numbered t = (n*th + ty)*tw + tx. Transformed tiles are 36 planes: planes[6a + b,
+# t*C + c] in a (36, S) array, S >= T*C (kernels.winograd_plane_size; the dispatch functions
+# zero the entries past T*C). The matrices interpolate at 0, 1, -1, 2, -2 and infinity; their
+# entries are small (at most 8), which keeps float32 results within about 1e-6 of the sum.
+WINOGRAD_STEP = 4                        # outputs per tile side: tiles are 4 pixels apart
+WINOGRAD_TILE = WINOGRAD_STEP + 2        # inputs per tile side
+WINOGRAD_PLANES = WINOGRAD_TILE ** 2
+WINOGRAD_BT = np.array([[4, 0, -5, 0, 1, 0],
+                        [0, -4, -4, 1, 1, 0],
+                        [0, 4, -4, -1, 1, 0],
+                        [0, -2, -1, 2, 1, 0],
+                        [0, 2, -1, -2, 1, 0],
+                        [0, 4, 0, -5, 0, 1]])
+WINOGRAD_G = np.array([[1 / 4, 0, 0],
+                       [-1 / 6, -1 / 6, -1 / 6],
+                       [-1 / 6, 1 / 6, -1 / 6],
+                       [1 / 24, 1 / 12, 1 / 6],
+                       [1 / 24, -1 / 12, 1 / 6],
+                       [0, 0, 1]])
+WINOGRAD_AT = np.array([[1, 1, 1, 1, 1, 0],
+                        [0, 1, -1, 2, -2, 0],
+                        [0, 1, 1, 4, 4, 0],
+                        [0, 1, -1, 8, -8, 1]])
+
+
+def winograd_tile_grid(oh, ow):
+    """(th, tw): the tiles per image, down and across, for an (oh, ow) output."""
+    return -(-oh // WINOGRAD_STEP), -(-ow // WINOGRAD_STEP)
 
 
 def _sandwich(left, tiles, right):
@@ -109,74 +132,77 @@ def _sandwich(left, tiles, right):
     return xp.moveaxis(xp.tensordot(xp.asarray(right, tiles.dtype), rows, axes=(1, 1)), 0, 1)
 
 
-def _tile_cells(padded, th, tw):
-    """(N, C, hp, wp) -> (4, 4, N, C, th, tw): cell (i, j) of every 4x4 tile, tiles 2 apart."""
-    xp = get_array_module(padded)
-    return xp.stack([xp.stack([padded[:, :, i:i + 2 * th:2, j:j + 2 * tw:2] for j in range(4)])
-                     for i in range(4)])
+def _tile_cell(padded, i, j, th, tw):
+    """(N, C, hp, wp) -> (N, C, th, tw): cell (i, j) of every tile."""
+    step = WINOGRAD_STEP
+    return padded[:, :, i:i + step * th:step, j:j + step * tw:step]
 
 
 def _winograd_padded_size(h, w, py, px, th, tw):
     """(hp, wp) of a plane holding the image at (py, px) and every tile."""
-    return max(py + h, 2 * th + 2), max(px + w, 2 * tw + 2)
+    return max(py + h, WINOGRAD_STEP * th + 2), max(px + w, WINOGRAD_STEP * tw + 2)
 
 
 def winograd_input_transform(x, py, px, th, tw, out):
-    """x (N, C, H, W) -> out (16, S): out[4a + b, t*C + c] = (B^T d B)[a, b], d tile t of channel c."""
+    """x (N, C, H, W) -> out (36, S): out[6a + b, t*C + c] = (B^T d B)[a, b], d tile t of channel c."""
     xp = get_array_module(x)
     n, c, h, w = x.shape
     padded = xp.zeros((n, c) + _winograd_padded_size(h, w, py, px, th, tw), x.dtype)
     padded[:, :, py:py + h, px:px + w] = x
-    v = _sandwich(WINOGRAD_BT, _tile_cells(padded, th, tw), WINOGRAD_BT)       # (4, 4, N, C, th, tw)
-    out[:, :v[0, 0].size] = v.transpose(0, 1, 2, 4, 5, 3).reshape(16, -1)
+    cells = xp.stack([xp.stack([_tile_cell(padded, i, j, th, tw) for j in range(WINOGRAD_TILE)])
+                      for i in range(WINOGRAD_TILE)])                            # (6, 6, N, C, th, tw)
+    v = _sandwich(WINOGRAD_BT, cells, WINOGRAD_BT)
+    out[:, :v[0, 0].size] = v.transpose(0, 1, 2, 4, 5, 3).reshape(WINOGRAD_PLANES, -1)
     return out
 
 
 def winograd_input_transform_backward(v, n, c, h, w, py, px, th, tw, out=None):
-    """v (16, S) -> x (N, C, h, w): the adjoint of winograd_input_transform (B v B^T of every
+    """v (36, S) -> x (N, C, h, w): the adjoint of winograd_input_transform (B v B^T of every
     tile, summed where tiles overlap)."""
     xp = get_array_module(v)
-    tiles = v[:, :n * th * tw * c].reshape(4, 4, n, th, tw, c).transpose(0, 1, 2, 5, 3, 4)
-    d = _sandwich(WINOGRAD_BT.T, tiles, WINOGRAD_BT.T)                          # (4, 4, N, C, th, tw)
+    size = WINOGRAD_TILE
+    tiles = v[:, :n * th * tw * c].reshape(size, size, n, th, tw, c).transpose(0, 1, 2, 5, 3, 4)
+    d = _sandwich(WINOGRAD_BT.T, tiles, WINOGRAD_BT.T)                          # (6, 6, N, C, th, tw)
     padded = xp.zeros((n, c) + _winograd_padded_size(h, w, py, px, th, tw), v.dtype)
-    for i in range(4):
-        for j in range(4):
-            padded[:, :, i:i + 2 * th:2, j:j + 2 * tw:2] += d[i, j]
+    for i in range(size):
+        for j in range(size):
+            _tile_cell(padded, i, j, th, tw)[...] += d[i, j]
     x = padded[:, :, py:py + h, px:px + w]
     return xp.ascontiguousarray(x) if out is None else _store(x, out)
 
 
 def winograd_output_transform(m, n, k, oh, ow, out=None):
-    """m (16, S) -> y (N, K, oh, ow): A^T m A of every tile, cropped to (oh, ow)."""
+    """m (36, S) -> y (N, K, oh, ow): A^T m A of every tile, cropped to (oh, ow)."""
     xp = get_array_module(m)
-    th, tw = (oh + 1) // 2, (ow + 1) // 2
-    y = _sandwich(WINOGRAD_AT, m[:, :n * th * tw * k].reshape(4, 4, n, th, tw, k), WINOGRAD_AT)
-    y = y.transpose(2, 5, 3, 0, 4, 1).reshape(n, k, 2 * th, 2 * tw)[:, :, :oh, :ow]
+    (th, tw), size, step = winograd_tile_grid(oh, ow), WINOGRAD_TILE, WINOGRAD_STEP
+    y = _sandwich(WINOGRAD_AT, m[:, :n * th * tw * k].reshape(size, size, n, th, tw, k), WINOGRAD_AT)
+    y = y.transpose(2, 5, 3, 0, 4, 1).reshape(n, k, step * th, step * tw)[:, :, :oh, :ow]
     return xp.ascontiguousarray(y) if out is None else _store(y, out)
 
 
 def winograd_output_transform_backward(gy, out):
-    """gy (N, K, oh, ow) -> out (16, S): the adjoint of winograd_output_transform (A g A^T of
-    every 2x2 tile of gy, zeros past (oh, ow))."""
+    """gy (N, K, oh, ow) -> out (36, S): the adjoint of winograd_output_transform (A g A^T of
+    every 4x4 tile of gy, zeros past (oh, ow))."""
     xp = get_array_module(gy)
     n, k, oh, ow = gy.shape
-    th, tw = (oh + 1) // 2, (ow + 1) // 2
-    whole = xp.zeros((n, k, 2 * th, 2 * tw), gy.dtype)
+    (th, tw), step = winograd_tile_grid(oh, ow), WINOGRAD_STEP
+    whole = xp.zeros((n, k, step * th, step * tw), gy.dtype)
     whole[:, :, :oh, :ow] = gy
-    g = whole.reshape(n, k, th, 2, tw, 2).transpose(3, 5, 0, 2, 4, 1)                # (2, 2, N, th, tw, K)
-    out[:, :g[0, 0].size] = _sandwich(WINOGRAD_AT.T, g, WINOGRAD_AT.T).reshape(16, -1)
+    g = whole.reshape(n, k, th, step, tw, step).transpose(3, 5, 0, 2, 4, 1)          # (4, 4, N, th, tw, K)
+    out[:, :g[0, 0].size] = _sandwich(WINOGRAD_AT.T, g, WINOGRAD_AT.T).reshape(WINOGRAD_PLANES, -1)
     return out
 
 
 def winograd_weight_transform(weight):
-    """weight (K, C, 3, 3) -> u (16, C, K): u[4a + b] = (G g G^T)[a, b] for every filter g."""
-    u = _sandwich(WINOGRAD_G, weight.transpose(2, 3, 1, 0), WINOGRAD_G)           # (4, 4, C, K)
-    return get_array_module(weight).ascontiguousarray(u.reshape((16,) + u.shape[2:]))
+    """weight (K, C, 3, 3) -> u (36, C, K): u[6a + b] = (G g G^T)[a, b] for every filter g."""
+    u = _sandwich(WINOGRAD_G, weight.transpose(2, 3, 1, 0), WINOGRAD_G)           # (6, 6, C, K)
+    return get_array_module(weight).ascontiguousarray(u.reshape((WINOGRAD_PLANES,) + u.shape[2:]))
 
 
 def winograd_weight_transform_backward(gu):
-    """gu (16, C, K) -> gweight (K, C, 3, 3): the adjoint of winograd_weight_transform."""
-    g = _sandwich(WINOGRAD_G.T, gu.reshape((4, 4) + gu.shape[1:]), WINOGRAD_G.T)   # (3, 3, C, K)
+    """gu (36, C, K) -> gweight (K, C, 3, 3): the adjoint of winograd_weight_transform."""
+    size = WINOGRAD_TILE
+    g = _sandwich(WINOGRAD_G.T, gu.reshape((size, size) + gu.shape[1:]), WINOGRAD_G.T)   # (3, 3, C, K)
     return get_array_module(gu).ascontiguousarray(g.transpose(3, 2, 0, 1))
 
 

@@ -638,11 +638,11 @@ def test_im2row_and_row2im_match_reference(device, g, dtype, seed, launch):
 @examples()
 def test_winograd_transforms_match_reference(device, n, c, k, h, w, py, px, dtype, seed, launch):
     oh, ow = h + 2 * py - 2, w + 2 * px - 2
-    th, tw = (oh + 1) // 2, (ow + 1) // 2
-    planes_c, planes_k = (np.zeros((16, n * th * tw * channels + 3), dtype) for channels in (c, k))
+    th, tw = reference.winograd_tile_grid(oh, ow)
+    planes_c, planes_k = (np.zeros((36, n * th * tw * channels + 3), dtype) for channels in (c, k))
     x, gy = random_array(seed, (n, c, h, w), dtype), random_array(seed + 1, (n, k, oh, ow), dtype)
     v, m = random_array(seed + 2, planes_c.shape, dtype), random_array(seed + 3, planes_k.shape, dtype)
-    weight, gu = random_array(seed + 4, (k, c, 3, 3), dtype), random_array(seed + 5, (16, c, k), dtype)
+    weight, gu = random_array(seed + 4, (k, c, 3, 3), dtype), random_array(seed + 5, (36, c, k), dtype)
     calls = [("winograd_input_transform", (x, py, px, th, tw, planes_c)),
              ("winograd_input_transform_backward", (v, n, c, h, w, py, px, th, tw)),
              ("winograd_output_transform", (m, n, k, oh, ow)),

@@ -105,12 +105,12 @@ class WinogradCase:
 
     @property
     def tiles(self):                      # th, tw
-        return (self.oh + 1) // 2, (self.ow + 1) // 2
+        return kernels.winograd_tile_grid(self.oh, self.ow)
 
     def planes(self, seed, channels):
-        """Random (16, S) planes for `channels` channels per tile."""
+        """Random (36, S) planes for `channels` channels per tile."""
         th, tw = self.tiles
-        return normal(seed, 16, kernels.winograd_plane_size(self.n * th * tw * channels))
+        return normal(seed, kernels.WINOGRAD_PLANES, kernels.winograd_plane_size(self.n * th * tw * channels))
 
 
 @st.composite
@@ -284,9 +284,9 @@ def test_winograd_transforms_compute_the_convolution(implementation, case, seed)
     (th, tw), tiles = case.tiles, case.n * case.tiles[0] * case.tiles[1]
     with kernels.use(implementation):
         v = kernels.winograd_input_transform(x, case.py, case.px, th, tw)
-        u = kernels.winograd_weight_transform(weight)                       # (16, C, K)
-        m = np.zeros((16, kernels.winograd_plane_size(tiles * case.k)))
-        m[:, :tiles * case.k] = (v[:, :tiles * case.c].reshape(16, tiles, case.c) @ u).reshape(16, -1)
+        u = kernels.winograd_weight_transform(weight)                       # (36, C, K)
+        m = np.zeros((36, kernels.winograd_plane_size(tiles * case.k)))
+        m[:, :tiles * case.k] = (v[:, :tiles * case.c].reshape(36, tiles, case.c) @ u).reshape(36, -1)
         y = kernels.winograd_output_transform(m, case.n, case.k, case.oh, case.ow)
     col = kernels.reference.im2col(x, 3, 3, 1, 1, case.py, case.px, 1, 1, case.oh, case.ow)
     expected = np.einsum("kcij,ncijyx->nkyx", weight, col)
@@ -302,7 +302,7 @@ def test_winograd_backward_transforms_are_the_adjoints_and_fill_out(implementati
     gy, y_out = normal(seed + 1, case.n, case.k, case.oh, case.ow), np.full((case.n, case.k, case.oh, case.ow), np.nan)
     gv, m = case.planes(seed + 2, case.c), case.planes(seed + 3, case.k)
     v_out, gm_out = np.full_like(gv, np.nan), np.full_like(m, np.nan)     # stale contents
-    weight, gu = normal(seed + 4, case.k, case.c, 3, 3), normal(seed + 5, 16, case.c, case.k)
+    weight, gu = normal(seed + 4, case.k, case.c, 3, 3), normal(seed + 5, 36, case.c, case.k)
     with kernels.use(implementation):
         v = kernels.winograd_input_transform(x, *geometry, out=v_out)
         gx = kernels.winograd_input_transform_backward(gv, case.n, case.c, case.h, case.w, *geometry, out=gx_out)
@@ -452,10 +452,11 @@ def test_conv_edge_cases(case):
 WINOGRAD_EDGE_CASES = [
     WinogradCase(1, 1, 1, 1, 1, 1, 1),                       # one pixel, one output
     WinogradCase(2, 2, 3, 1, 2, 3, 2),                       # tiles almost all padding
-    WinogradCase(1, 3, 2, 3, 3, 0, 0),                       # one output, half a tile
+    WinogradCase(1, 3, 2, 3, 3, 0, 0),                       # one output of a 4x4 tile
     WinogradCase(2, 3, 2, 4, 7, 0, 1),                       # even rows, odd columns
     WinogradCase(1, 2, 4, 9, 2, 1, 3),                       # padding wider than the image
     WinogradCase(3, 17, 5, 8, 8, 1, 1),                      # CIFAR-like, odd channel count
+    WinogradCase(2, 5, 3, 13, 11, 1, 0),                     # a last tile of 1 row, of 1 column
 ]
 
 
@@ -590,8 +591,8 @@ def example_calls(dtype):
         "depthwise_conv2d_backward_input": ((gy_depthwise, weight, 9, 7, *conv), {"in_channels": 4}),
         "depthwise_conv2d_backward_weight": ((x, gy_depthwise, k, k, *conv), {}),
         "winograd_input_transform": ((x, 1, 1, 5, 4), {}),
-        "winograd_input_transform_backward": ((data(16, 2 * 5 * 4 * 4), 2, 4, 9, 7, 1, 1, 5, 4), {}),
-        "winograd_output_transform": ((data(16, 2 * 5 * 4 * 3 + 5), 2, 3, 9, 7), {}),
+        "winograd_input_transform_backward": ((data(36, 2 * 5 * 4 * 4), 2, 4, 9, 7, 1, 1, 5, 4), {}),
+        "winograd_output_transform": ((data(36, 2 * 3 * 2 * 3 + 5), 2, 3, 9, 7), {}),
         "winograd_output_transform_backward": ((data(2, 3, 9, 7),), {}),
     }
 
@@ -715,28 +716,28 @@ def bad_calls():
         ("winograd_input_transform", ValueError, "th must be positive", swap("winograd_input_transform", 3, 0)),
         ("winograd_input_transform", ValueError, "py must be non-negative",
          swap("winograd_input_transform", 1, -1)),
-        ("winograd_input_transform", ValueError, "out must have shape (16, S) with S >= 160",
-         swap("winograd_input_transform", 0, x, out=np.empty((16, 159)))),
+        ("winograd_input_transform", ValueError, "out must have shape (36, S) with S >= 160",
+         swap("winograd_input_transform", 0, x, out=np.empty((36, 159)))),
         ("winograd_input_transform", TypeError, "out must have dtype float64",
-         swap("winograd_input_transform", 0, x, out=np.empty((16, 160), np.float32))),
+         swap("winograd_input_transform", 0, x, out=np.empty((36, 160), np.float32))),
         ("winograd_input_transform", ValueError, "out must be C-contiguous",
-         swap("winograd_input_transform", 0, x, out=np.empty((160, 16)).T)),
+         swap("winograd_input_transform", 0, x, out=np.empty((160, 36)).T)),
         ("winograd_input_transform", ValueError, "out must not overlap the input",
          swap("winograd_input_transform", 0, shared.reshape(-1)[:504].reshape(2, 4, 9, 7), out=shared)),
-        ("winograd_input_transform_backward", ValueError, "v must have shape (16, S) with S >= 160",
-         swap("winograd_input_transform_backward", 0, np.ones((16, 100)))),
+        ("winograd_input_transform_backward", ValueError, "v must have shape (36, S) with S >= 160",
+         swap("winograd_input_transform_backward", 0, np.ones((16, 200)))),
         ("winograd_input_transform_backward", ValueError, "v must be 2-D",
-         swap("winograd_input_transform_backward", 0, np.ones((16, 10, 16)))),
+         swap("winograd_input_transform_backward", 0, np.ones((36, 10, 16)))),
         ("winograd_input_transform_backward", ValueError, "out must have shape (2, 4, 9, 7)",
          swap("winograd_input_transform_backward", 1, 2, out=np.empty((2, 4, 9, 6)))),
-        ("winograd_output_transform", ValueError, "m must have shape (16, S) with S >= 120",
-         swap("winograd_output_transform", 0, np.ones((15, 200)))),
+        ("winograd_output_transform", ValueError, "m must have shape (36, S) with S >= 36",
+         swap("winograd_output_transform", 0, np.ones((36, 35)))),
         ("winograd_output_transform", ValueError, "ow must be positive", swap("winograd_output_transform", 4, 0)),
         ("winograd_output_transform_backward", ValueError, "gy must be 4-D",
          swap("winograd_output_transform_backward", 0, np.ones((2, 3, 9)))),
         ("winograd_weight_transform", ValueError, "weight must be (K, C, 3, 3)",
          lambda: kernels.winograd_weight_transform(np.ones((2, 3, 5, 5)))),
-        ("winograd_weight_transform_backward", ValueError, "gu must be (16, C, K)",
+        ("winograd_weight_transform_backward", ValueError, "gu must be (36, C, K)",
          lambda: kernels.winograd_weight_transform_backward(np.ones((9, 3, 2)))),
     ]
 

@@ -361,36 +361,36 @@ def bias_relu(x, bias):
     return y
 
 
-# Winograd F(2x2, 3x3) transforms. The GPU convolution multiplies im2col columns with cuBLAS
+# Winograd F(4x4, 3x3) transforms. The GPU convolution multiplies im2col columns with cuBLAS
 # and never calls these; they exist for parity with the CPU kernels, as the reference's
 # array code run on the device (CuPy has every function it uses).
 
 def winograd_input_transform(x, py, px, th, tw, out):
-    """x (N, C, H, W) -> out (16, S): B^T d B of every 4x4 input tile."""
+    """x (N, C, H, W) -> out (36, S): B^T d B of every 6x6 input tile."""
     return reference.winograd_input_transform(_inputs("winograd_input_transform", x), py, px, th, tw, out)
 
 
 def winograd_input_transform_backward(v, n, c, h, w, py, px, th, tw, out=None):
-    """v (16, S) -> x (n, c, h, w): the adjoint of winograd_input_transform."""
+    """v (36, S) -> x (n, c, h, w): the adjoint of winograd_input_transform."""
     v = _inputs("winograd_input_transform_backward", v)
     return reference.winograd_input_transform_backward(v, n, c, h, w, py, px, th, tw, out=out)
 
 
 def winograd_output_transform(m, n, k, oh, ow, out=None):
-    """m (16, S) -> y (n, k, oh, ow): A^T m A of every tile, cropped."""
+    """m (36, S) -> y (n, k, oh, ow): A^T m A of every tile, cropped."""
     return reference.winograd_output_transform(_inputs("winograd_output_transform", m), n, k, oh, ow, out=out)
 
 
 def winograd_output_transform_backward(gy, out):
-    """gy (N, K, oh, ow) -> out (16, S): the adjoint of winograd_output_transform."""
+    """gy (N, K, oh, ow) -> out (36, S): the adjoint of winograd_output_transform."""
     return reference.winograd_output_transform_backward(_inputs("winograd_output_transform_backward", gy), out)
 
 
 def winograd_weight_transform(weight):
-    """weight (K, C, 3, 3) -> (16, C, K): G g G^T of every filter."""
+    """weight (K, C, 3, 3) -> (36, C, K): G g G^T of every filter."""
     return reference.winograd_weight_transform(_inputs("winograd_weight_transform", weight))
 
 
 def winograd_weight_transform_backward(gu):
-    """gu (16, C, K) -> (K, C, 3, 3): the adjoint of winograd_weight_transform."""
+    """gu (36, C, K) -> (K, C, 3, 3): the adjoint of winograd_weight_transform."""
     return reference.winograd_weight_transform_backward(_inputs("winograd_weight_transform_backward", gu))

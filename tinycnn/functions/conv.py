@@ -26,10 +26,10 @@ CPU_CHUNK_BYTES = 4 * 2**20
 # forward 1.8 ms with im2col against 5.6 ms with im2row, backward 5 against 10).
 ROWS_MIN_CHANNELS = 16
 # 3x3 stride-1 convolutions with at least this many input channels run Winograd's
-# F(2x2, 3x3) on the CPU (``_forward_winograd``), the rest im2row / im2col.
+# F(4x4, 3x3) on the CPU (``_forward_winograd``), the rest im2row / im2col.
 WINOGRAD_MIN_CHANNELS = 16
 # Bytes of transformed tiles (input and output planes) per chunk of a Winograd convolution:
-# its 16 small GEMMs run from the L2 cache (2 MiB per core on the development machine).
+# its 36 small GEMMs run from the L2 cache (2 MiB per core on the development machine).
 WINOGRAD_CHUNK_BYTES = 2 * 2**20
 
 
@@ -66,19 +66,18 @@ class Conv2d(Function):
     two transposes cost.
 
     On the CPU a 3x3 stride-1 convolution of at least WINOGRAD_MIN_CHANNELS channels takes
-    Winograd's F(2x2, 3x3) instead (Lavin & Gray, 2015; the transforms are in
-    kernels/reference.py), with T tiles of 2x2 outputs per chunk:
-        v  = input_transform(x)                 (16, T, C)   B^T d B of every 4x4 input tile
-        u  = weight_transform(W)                (16, C, OC)  G g G^T of every filter
-        m  = v @ u                              (16, T, OC)  16 GEMMs, one per tile cell
+    Winograd's F(4x4, 3x3) instead (Lavin & Gray, 2015; the transforms are in
+    kernels/reference.py), with T tiles of 4x4 outputs per chunk:
+        v  = input_transform(x)                 (36, T, C)   B^T d B of every 6x6 input tile
+        u  = weight_transform(W)                (36, C, OC)  G g G^T of every filter
+        m  = v @ u                              (36, T, OC)  36 GEMMs, one per tile cell
         y  = output_transform(m)                (n, OC, OH, OW)
-        gm = output_transform_backward(gy)      (16, T, OC)
-        gu = v.T @ gm                           (16, C, OC), then weight_transform_backward
-        gv = gm @ u.T                           (16, T, C),  then input_transform_backward
-    The GEMMs do 16 multiply-adds per 4 outputs and input channel where im2row's do 36, and
-    the transforms write 4 values per input pixel where im2row writes 9. On the development
-    machine MiniVGG's training step ran 1.23x faster than with im2row, MiniGoogLeNet's 1.4x.
-    Chunks are small (WINOGRAD_CHUNK_BYTES): the 16 GEMMs are short (C and OC below a few
+        gm = output_transform_backward(gy)      (36, T, OC)
+        gu = v.T @ gm                           (36, C, OC), then weight_transform_backward
+        gv = gm @ u.T                           (36, T, C),  then input_transform_backward
+    The GEMMs do 36 multiply-adds per 16 outputs and input channel where im2row's do 144 (and
+    F(2x2, 3x3)'s 64), and the transforms write 2.25 values per input pixel where im2row writes
+    9. Chunks are small (WINOGRAD_CHUNK_BYTES): the 36 GEMMs are short (C and OC below a few
     hundred) and only reach 80-100 GFLOP/s per core from the L2 cache.
     """
 
@@ -121,19 +120,20 @@ class Conv2d(Function):
                 and self.x.shape[1] >= WINOGRAD_MIN_CHANNELS)
 
     def _tile_grid(self):
-        """(th, tw): Winograd's 2x2 output tiles per image, down and across."""
-        return (self.oh + 1) // 2, (self.ow + 1) // 2
+        """(th, tw): Winograd's 4x4 output tiles per image, down and across."""
+        return kernels.winograd_tile_grid(self.oh, self.ow)
 
     def _planes(self, name, images, channels):
-        """(buffer, view): reused scratch memory for the 16 planes of `images` images' tiles
-        (kernels.winograd_input_transform's layout), and the planes as (16, tiles, channels)."""
+        """(buffer, view): reused scratch memory for the 36 planes of `images` images' tiles
+        (kernels.winograd_input_transform's layout), and the planes as (36, tiles, channels)."""
         th, tw = self._tile_grid()
         elements = images * th * tw * channels
-        buffer = scratch(name, (16, kernels.winograd_plane_size(elements)), self.x.dtype)
-        return buffer, buffer[:, :elements].reshape(16, images * th * tw, channels)
+        planes = kernels.WINOGRAD_PLANES
+        buffer = scratch(name, (planes, kernels.winograd_plane_size(elements)), self.x.dtype)
+        return buffer, buffer[:, :elements].reshape(planes, images * th * tw, channels)
 
     def _input_planes(self, x):
-        """Winograd-transformed input tiles of a chunk of images, as (16, T, C)."""
+        """Winograd-transformed input tiles of a chunk of images, as (36, T, C)."""
         (py, px), (th, tw) = self.padding, self._tile_grid()
         buffer, planes = self._planes("conv2d.v", x.shape[0], x.shape[1])
         kernels.winograd_input_transform(x, py, px, th, tw, out=buffer)
@@ -142,14 +142,14 @@ class Conv2d(Function):
     def _forward_winograd(self, bias4):
         x = self.x
         n, oc = x.shape[0], self.weight.shape[0]
-        u = self.u = kernels.winograd_weight_transform(self.weight)         # (16, C, OC)
+        u = self.u = kernels.winograd_weight_transform(self.weight)         # (36, C, OC)
         y = np.empty((n, oc, self.oh, self.ow), dtype=x.dtype)
 
         def forward_chunks(chunks):
             for chunk in chunks:
                 images = chunk.stop - chunk.start
-                v = self._input_planes(x[chunk])                            # (16, T, C)
-                m_buffer, m = self._planes("conv2d.m", images, oc)          # (16, T, OC)
+                v = self._input_planes(x[chunk])                            # (36, T, C)
+                m_buffer, m = self._planes("conv2d.m", images, oc)          # (36, T, OC)
                 np.matmul(v, u, out=m)
                 kernels.winograd_output_transform(m_buffer, images, oc, self.oh, self.ow, out=y[chunk])
                 if bias4 is not None:
@@ -163,23 +163,23 @@ class Conv2d(Function):
         n, c, h, w = x.shape
         oc = self.weight.shape[0]
         (py, px), (th, tw) = self.padding, self._tile_grid()
-        u_t = np.ascontiguousarray(self.u.transpose(0, 2, 1))                   # (16, OC, C)
+        u_t = np.ascontiguousarray(self.u.transpose(0, 2, 1))                   # (36, OC, C)
         gx = np.empty_like(x) if need_gx else None
 
         def backward_chunks(chunks):
             """Fills gx for these chunks; returns their part of the transformed weight gradient
-            (16, C, OC) and of the bias gradient."""
-            gu = np.zeros((16, c, oc), x.dtype) if need_gw else None
+            (36, C, OC) and of the bias gradient."""
+            gu = np.zeros((kernels.WINOGRAD_PLANES, c, oc), x.dtype) if need_gw else None
             part = np.empty_like(gu) if need_gw else None
             gb = np.zeros(oc, gy.dtype) if self.has_bias else None
             for chunk in chunks:
                 images = chunk.stop - chunk.start
                 if gb is not None:
                     gb += gy[chunk].sum(axis=(0, 2, 3))
-                gm_buffer, gm = self._planes("conv2d.m", images, oc)        # (16, T, OC)
+                gm_buffer, gm = self._planes("conv2d.m", images, oc)        # (36, T, OC)
                 kernels.winograd_output_transform_backward(gy[chunk], out=gm_buffer)
                 if need_gw:
-                    v = self._input_planes(x[chunk])                        # (16, T, C)
+                    v = self._input_planes(x[chunk])                        # (36, T, C)
                     np.matmul(v.transpose(0, 2, 1), gm, out=part)
                     gu += part
                 if need_gx:     # gv takes v's scratch memory: v is no longer needed
@@ -280,7 +280,7 @@ class Conv2d(Function):
         kh, kw = self.weight.shape[2:]
         if self._uses_winograd():
             th, tw = self._tile_grid()
-            return 16 * th * tw * (self.x.shape[1] + self.weight.shape[0]) * self.x.itemsize
+            return kernels.WINOGRAD_PLANES * th * tw * (self.x.shape[1] + self.weight.shape[0]) * self.x.itemsize
         return self.x.shape[1] * kh * kw * self.oh * self.ow * self.x.itemsize
 
     def _workers(self):
