@@ -27,7 +27,7 @@ import os
 import numpy as np
 
 from .. import random as tinycnn_random
-from ..io import load
+from ..io import CheckpointError, load
 
 _BIG_INT = "bigint:"  # Python ints wider than 64 bits (PCG64 states) are stored as strings
 _INT64 = np.iinfo(np.int64)
@@ -94,16 +94,17 @@ def history_from_saved(saved):
     return {key: [float(v) for v in np.atleast_1d(values)] for key, values in (saved or {}).items()}
 
 
-def read_checkpoint(path):
+def read_checkpoint(path, max_bytes=None):
     """Load a checkpoint written by ``fit``'s callbacks (or any ``tinycnn.save`` file with a ``model`` key).
 
-    Raises FileNotFoundError for a missing file and ValueError for a file that is
-    not a checkpoint, each naming the path.
+    Raises FileNotFoundError for a missing file and ``tinycnn.io.CheckpointError`` (a
+    ValueError) for a damaged file or one that is not a checkpoint, each naming the
+    path. ``max_bytes`` is passed to ``tinycnn.load``.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path!r} does not exist")
-    state = load(path)
+    state = load(path, max_bytes=max_bytes)
     if "model" not in state:
-        raise ValueError(f"checkpoint {path!r} holds no model state (keys: {sorted(state)})")
+        raise CheckpointError(f"checkpoint {path!r} holds no model state (keys: {sorted(state)})")
     return state
