@@ -15,16 +15,20 @@ them once and cache the arrays, so the next load is a plain ``np.load``::
 
     train = CIFAR10(train=True)           # finds cifar-10-python.tar.gz or cifar-10-batches-py
     test = FashionMNIST(train=False)      # finds Debian's /usr/share/datasets/fashion-mnist
+
+Errors: ``FileNotFoundError`` when the data are missing (it lists where they were looked
+for and which file to place where) or a class folder holds no image; ``ValueError`` for a
+bad argument or a damaged file, naming the file (see tinycnn.data.formats for the
+readers' errors and size limits); ``ConnectionError`` when ``download=True`` finds no
+network.
 """
-import zipfile
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from . import storage
-from .formats import (IDX_IMAGES, IDX_LABELS, cifar_arrays, image_files, natural_key, read_cifar_members,
-                      read_idx_ubyte, read_images)
+from .formats import (IDX_IMAGES, IDX_LABELS, IMAGE_EXTENSIONS, cifar_arrays, cifar_names, image_files,
+                      natural_key, read_cifar_members, read_idx_ubyte, read_images)
 
 
 class ArrayDataset:
@@ -161,12 +165,7 @@ class _CIFAR(_OfficialDataset):
     def _decode(self, found, members):
         files = read_cifar_members(found, self.folder, members + [self.meta_file])
         meta_where, meta = files[self.meta_file]
-        class_names = {}
-        for names_key in self.label_names.values():
-            if not isinstance(meta, dict) or names_key.encode() not in meta:
-                raise ValueError(f"{meta_where}: CIFAR meta file has no {names_key.encode()!r} entry")
-            class_names[names_key] = [name.decode() if isinstance(name, bytes) else str(name)
-                                     for name in meta[names_key.encode()]]
+        class_names = {key: cifar_names(meta, key.encode(), meta_where) for key in self.label_names.values()}
         label_keys = [key.encode() for key in self.label_names]
         images, labels = [], {key: [] for key in self.label_names}
         for member in members:
@@ -302,7 +301,11 @@ class FashionMNIST(MNIST):
 def _read_lines(path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a UTF-8 text file ({error})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 class TinyImageNet(_OfficialDataset):
@@ -313,7 +316,9 @@ class TinyImageNet(_OfficialDataset):
     ``labels`` is None there). Labels index the sorted WordNet ids ``wnids``;
     ``classes`` holds their names from words.txt. ``filenames`` lists the image files
     (to write out test predictions). The cached arrays are memory-mapped read-only
-    (train is 1.2 GB). Example: ``TinyImageNet(split="val").wnids[0] == 'n01443537'``.
+    (train is 1.2 GB). The zip is extracted beside itself through a temporary folder, so
+    an interrupted extraction is never mistaken for a finished one.
+    Example: ``TinyImageNet(split="val").wnids[0] == 'n01443537'``.
     """
     name, title = "tiny-imagenet", "Tiny ImageNet"
     url = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -334,7 +339,7 @@ class TinyImageNet(_OfficialDataset):
         if split not in self.splits:
             raise ValueError(f"TinyImageNet: split must be one of {self.splits}, got {split!r}")
         location, found = self._resolve(root, download)
-        folder = _extract_zip(found, self.folder) if found.is_file() else found
+        folder = storage.extract_zip(found, self.folder, "wnids.txt") if found.is_file() else found
         self.wnids = sorted(_read_lines(folder / "wnids.txt"))
         words = dict(line.split("\t", 1) for line in _read_lines(folder / "words.txt") if "\t" in line)
         missing = [wnid for wnid in self.wnids if wnid not in words]
@@ -365,10 +370,18 @@ class TinyImageNet(_OfficialDataset):
             images_dir = folder / "train" / wnid / "images"
             if not images_dir.is_dir():
                 raise FileNotFoundError(f"{images_dir}: training images of {wnid} (listed in wnids.txt) are missing")
-            files = image_files(images_dir)
+            files = _class_files(images_dir, f"TinyImageNet: the training images of {wnid}")
             paths += files
             labels += [index[wnid]] * len(files)
         return paths, np.array(labels, dtype=np.int64)
+
+
+def _class_files(folder, what):
+    """The image files of one class folder; none is an error, as in torchvision and Keras."""
+    files = image_files(folder)
+    if not files:
+        raise FileNotFoundError(f"{what}: {folder} holds no image file (extensions {', '.join(IMAGE_EXTENSIONS)})")
+    return files
 
 
 def _val_listing(val_dir, index):
@@ -392,27 +405,15 @@ def _val_listing(val_dir, index):
     return paths, np.array([label_of[path.name] for path in paths], dtype=np.int64)
 
 
-def _extract_zip(archive, folder_name):
-    """Extract ``archive`` beside itself; return the folder it holds."""
-    try:
-        with zipfile.ZipFile(archive) as zip_file:
-            for member in tqdm(zip_file.infolist(), desc=f"extracting {archive.name}"):
-                zip_file.extract(member, archive.parent)
-    except (zipfile.BadZipFile, EOFError) as error:
-        raise ValueError(f"{archive}: corrupt or truncated zip archive ({error})") from None
-    folder = archive.parent / folder_name
-    if not (folder / "wnids.txt").is_file():
-        raise ValueError(f"{archive}: the archive holds no {folder_name}/wnids.txt")
-    return folder
-
-
 class ImageFolder(ArrayDataset):
     """Images sorted into one folder per class: ``root/<class>/<image>.png|jpg|...``.
 
     ``classes`` are the sorted folder names. Images are converted to ``mode`` ("RGB",
     or "L" for grey) and, with ``size=(height, width)``, resized; without it all images
-    must share one size. The decoded arrays are cached in ~/.tinycnn/cache, leaving
-    ``root`` untouched. Example: ``ImageFolder("flowers/train", size=(64, 64))``.
+    must share one size. Every class folder must hold at least one image file (as in
+    torchvision and Keras): an empty one is a FileNotFoundError naming it. The decoded
+    arrays are cached in ~/.tinycnn/cache, leaving ``root`` untouched.
+    Example: ``ImageFolder("flowers/train", size=(64, 64))``.
     """
 
     def __init__(self, root, size=None, mode="RGB", cache=True):
@@ -430,11 +431,9 @@ class ImageFolder(ArrayDataset):
             raise ValueError(f"ImageFolder: {root} has no class folders (expected root/<class>/<image>)")
         paths, labels = [], []
         for label, name in enumerate(classes):
-            files = image_files(root / name)
+            files = _class_files(root / name, f"ImageFolder: class {name!r}")
             paths += files
             labels += [label] * len(files)
-        if not paths:
-            raise ValueError(f"ImageFolder: no images in the class folders of {root}")
 
         def decode():
             return {"images": read_images(paths, mode, size, desc=f"decoding {root.name}")}, {}

@@ -13,18 +13,33 @@ done once; the arrays are then kept as ``.npy`` files in a ``tinycnn-cache`` fol
 to the data, or in ``~/.tinycnn/cache`` when the data sit in a system folder or a
 folder we cannot write to.
 
+Writes are atomic: a download goes to ``<file>.part`` and is renamed once its checksum
+matches, an archive is extracted into a temporary folder renamed once complete, a
+cache entry is written through temporary files. Errors: ``ConnectionError`` (no
+download possible: it says which file to fetch and where to put it), ``ValueError``
+(a checksum mismatch, a corrupt archive or member, naming them), ``FileExistsError``
+(an extraction target that is in the way).
+
     >>> [location.origin for location in search_locations("cifar10", root="data")][:2]
     ['root', 'root']
 """
 import hashlib
 import json
 import os
+import shutil
+import struct
+import tempfile
 import urllib.request
+import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+
+from . import formats
 
 # Folders filled by distribution packages (checked last).
 SYSTEM_DIRS = {
@@ -130,6 +145,64 @@ def _fetch(url, path):
             while chunk := response.read(1 << 20):
                 file.write(chunk)
                 bar.update(len(chunk))
+
+
+def extract_zip(archive, folder_name, marker, max_bytes=None):
+    """Extract the folder ``folder_name`` of the zip ``archive`` beside it; return the folder.
+
+    The members go to a temporary folder ``.<folder_name>.extracting-*`` beside the
+    target, which is renamed into place only once every member is out and
+    ``folder_name/marker`` exists: a killed run never leaves a partial folder that
+    looks finished (its temporary folder is ignored, and reported so it can be deleted).
+    Archives announcing more than ``max_bytes`` of content (default
+    ``tinycnn.data.formats.MAX_DECODED_BYTES``) are refused before extracting.
+    """
+    archive = Path(archive)
+    max_bytes = formats.MAX_DECODED_BYTES if max_bytes is None else max_bytes
+    target = archive.parent / folder_name
+    if target.exists():
+        raise FileExistsError(f"{target} exists but holds no {marker}; move or delete it so that "
+                              f"{archive.name} can be extracted there")
+    prefix = f".{folder_name}.extracting-"
+    stale = sorted(archive.parent.glob(prefix + "*"))
+    if stale:
+        warnings.warn(f"{', '.join(map(str, stale))}: left by an interrupted extraction of {archive.name} "
+                      f"(or one still running); delete them to free the space", stacklevel=3)
+    temporary = Path(tempfile.mkdtemp(prefix=prefix, dir=archive.parent))
+    try:
+        _extract_all(archive, temporary, max_bytes)
+        if not (temporary / folder_name / marker).is_file():
+            raise ValueError(f"{archive}: the archive holds no {folder_name}/{marker}")
+        os.rename(temporary / folder_name, target)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return target
+
+
+# What zipfile raises for damaged data: bad CRCs and headers, truncated or invalid
+# compressed streams, unknown compression methods, undecodable names.
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError,
+               RuntimeError, struct.error, ValueError)
+
+
+def _extract_all(archive, destination, max_bytes):
+    try:
+        zip_file = zipfile.ZipFile(archive)
+    except _ZIP_ERRORS as error:
+        raise ValueError(f"{archive}: corrupt or truncated zip archive ({error})") from None
+    with zip_file:
+        members = zip_file.infolist()
+        total = sum(member.file_size for member in members)
+        if total > max_bytes:
+            raise ValueError(f"{archive}: the archive announces {total} bytes of content, more than the limit "
+                             f"of {max_bytes} bytes; if it is genuine, raise "
+                             f"tinycnn.data.formats.MAX_DECODED_BYTES")
+        for member in tqdm(members, desc=f"extracting {archive.name}"):
+            try:
+                zip_file.extract(member, destination)  # names with .. or a leading / are made safe
+            except _ZIP_ERRORS as error:
+                raise ValueError(f"{archive}: member {member.filename} is corrupt "
+                                 f"({type(error).__name__}: {error})") from None
 
 
 def file_signature(paths):
