@@ -134,6 +134,9 @@ def test_save_refuses_keys_that_collide_before_writing(tmp_path):
         assert os.listdir(tmp_path) == []
     with pytest.raises(ValueError, match="'x.\\[0\\]'"):
         tinycnn.save({"x.[0]": 1}, path)
+    with pytest.raises(ValueError, match=r"\['s'\] ends with a NUL"):  # np.asarray("a\0") is "a"
+        tinycnn.save({"s": "a\0"}, path)
+    assert os.listdir(tmp_path) == []
 
 
 def test_dotted_names_and_nested_dicts_still_merge_and_odd_names_round_trip(tmp_path):
@@ -245,3 +248,36 @@ def test_reading_stops_at_the_declared_size_when_the_zip_header_lies(tmp_path):
     # a header that declares less than the .npy header promises is damage, not a shorter array
     short = set_uncompressed_size(zip_of([("w.npy", header)]), len(header) - 8, zlib.crc32(header[:-8]))
     assert "promises 80 bytes" in load_error(tmp_path, short)
+
+
+def test_a_central_directory_that_hides_members_is_refused(tmp_path):
+    good = bytearray(saved_bytes(tmp_path, {"a": 1, "b": 2, "c": 3}))
+    first_entry = good.index(b"PK\x01\x02")
+    good[first_entry + 32:first_entry + 34] = struct.pack("<H", 200)  # a comment swallowing the next entries
+    assert "not listed" in load_error(tmp_path, bytes(good))
+
+
+class Unseekable(io.RawIOBase):
+    """A write-only stream that cannot seek, like a pipe: zipfile then writes data descriptors."""
+
+    def __init__(self):
+        self.chunks = []
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        self.chunks.append(bytes(data))
+        return len(data)
+
+
+def test_an_npz_written_to_a_stream_that_cannot_seek_loads(tmp_path):
+    stream = Unseekable()
+    np.savez(stream, w=np.arange(3.0), n=np.int64(5))
+    path = tmp_path / "piped.npz"
+    path.write_bytes(b"".join(stream.chunks))
+    with zipfile.ZipFile(path) as archive:
+        assert all(info.flag_bits & 0x08 for info in archive.infolist())
+    loaded = tinycnn.load(path)
+    np.testing.assert_array_equal(loaded["w"], np.arange(3.0))
+    assert loaded["n"] == 5

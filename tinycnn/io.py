@@ -114,6 +114,8 @@ def _flatten(obj, path, label, out, claims):
             _flatten(value, f"{path}/[{index}]", f"{label}[{index}]", out, claims)
     else:
         _claim(claims, path, "value", label)
+        if isinstance(obj, (str, bytes)) and obj[-1:] in ("\0", b"\0"):
+            raise ValueError(f"save: the string at {label} ends with a NUL character, which NumPy would drop")
         key, array = _leaf(obj, path)
         if array.dtype.hasobject:
             raise TypeError(f"save: cannot store {type(obj).__name__} at {label} without pickle")
@@ -241,6 +243,7 @@ def _read_members(f, limit):
             if total > limit:
                 raise _Damaged(f"member {info.filename!r} declares {info.file_size} bytes ({total} in all so far), "
                                f"more than max_bytes={limit}; pass a larger max_bytes to load a file this big")
+        _check_members_cover(f, infos, archive.start_dir)
         arrays = {}
         for info in infos:
             if not info.filename.endswith(".npy"):
@@ -251,6 +254,30 @@ def _read_members(f, limit):
             with archive.open(info) as member:
                 arrays[key] = _read_array(member, info, limit)
     return arrays
+
+
+def _check_members_cover(f, infos, end):
+    """Check that the members listed fill the file up to the central directory (``end``).
+
+    A damaged central directory can list fewer members than the file holds (a
+    comment length swallowing the entries after it); zipfile does not notice.
+    """
+    allowed = {0}
+    for info in sorted(infos, key=lambda info: info.header_offset):
+        if info.header_offset not in allowed:
+            raise _Damaged(f"member {info.filename!r} starts at byte {info.header_offset}, "
+                           f"not where the member before it ends ({min(allowed)})")
+        f.seek(info.header_offset)
+        header = f.read(30)
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            raise _Damaged(f"member {info.filename!r} has no local header at byte {info.header_offset}")
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        position = info.header_offset + 30 + name_length + extra_length + info.compress_size
+        # bit 3: crc and sizes follow the data (writers that cannot seek), with or without a signature
+        allowed = {position + size for size in (12, 16, 20, 24)} if info.flag_bits & 0x08 else {position}
+    if end not in allowed:
+        raise _Damaged(f"its members end at byte {min(allowed)}, the central directory starts at {end}: "
+                       f"some members are not listed")
 
 
 def _read_array(member, info, limit):
