@@ -10,6 +10,8 @@ from .validate import require_float
 
 
 class ReLU(Function):
+    saved_inputs, saves_outputs = (), False
+
     def forward(self, x):
         self.mask = x > 0
         return get_array_module(x).maximum(x, 0)
@@ -19,6 +21,8 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, slope):
         self.slope = slope
 
@@ -33,6 +37,8 @@ class LeakyReLU(Function):
 
 
 class ELU(Function):
+    saved_inputs, saves_outputs = (0,), True
+
     def __init__(self, alpha):
         self.alpha = alpha
 
@@ -49,6 +55,8 @@ class ELU(Function):
 
 
 class Sigmoid(Function):
+    saved_inputs, saves_outputs = (), True
+
     def forward(self, x):
         xp = get_array_module(x)
         self.y = (xp.tanh(x * x.dtype.type(0.5)) + 1) * x.dtype.type(0.5)   # stable for large |x|
@@ -59,6 +67,8 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
+    saved_inputs, saves_outputs = (), True
+
     def forward(self, x):
         self.y = get_array_module(x).tanh(x)
         return self.y
@@ -68,6 +78,8 @@ class Tanh(Function):
 
 
 class Softmax(Function):
+    saved_inputs, saves_outputs = (), True
+
     def __init__(self, axis):
         self.axis = axis
 
@@ -83,6 +95,8 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    saved_inputs, saves_outputs = (), True
+
     def __init__(self, axis):
         self.axis = axis
 

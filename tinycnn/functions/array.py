@@ -22,6 +22,8 @@ class Concat(Function):
     copied the same way, which the kernels that receive them would otherwise copy one by one
     on one thread."""
 
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, axis):
         self.axis = axis
 
@@ -58,6 +60,8 @@ def _copy_by_images(sources, targets):
 
 
 class Split(Function):
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, bounds, axis):
         self.bounds, self.axis = bounds, axis
 
@@ -69,6 +73,8 @@ class Split(Function):
 
 
 class Pad(Function):
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, pad_width, value):
         self.pad_width, self.value = pad_width, value
 

@@ -16,6 +16,8 @@ from .validate import require_float
 class SoftmaxCrossEntropy(Function):
     """Cross entropy of softmax(logits) against target distributions (N, K)."""
 
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, targets, reduction):
         self.targets, self.reduction = targets, reduction
 

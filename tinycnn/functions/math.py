@@ -34,6 +34,8 @@ def _tensors(a, b):
 
 
 class Add(Function):
+    saved_inputs, saves_outputs = (), False
+
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
         return a + b
@@ -43,6 +45,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    saved_inputs, saves_outputs = (), False
+
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
         return a - b
@@ -52,6 +56,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    saved_inputs, saves_outputs = None, False
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a * b
@@ -61,6 +67,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    saved_inputs, saves_outputs = None, False
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a / b
@@ -71,6 +79,8 @@ class Div(Function):
 
 
 class Neg(Function):
+    saved_inputs, saves_outputs = (), False
+
     def forward(self, x):
         return -x
 
@@ -80,6 +90,8 @@ class Neg(Function):
 
 class Pow(Function):
     """x ** c for a constant exponent c."""
+
+    saved_inputs, saves_outputs = (0,), False
 
     def __init__(self, exponent):
         self.c = exponent
@@ -93,6 +105,8 @@ class Pow(Function):
 
 
 class Exp(Function):
+    saved_inputs, saves_outputs = (), True
+
     def forward(self, x):
         self.y = get_array_module(x).exp(x)
         return self.y
@@ -102,6 +116,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    saved_inputs, saves_outputs = (0,), False
+
     def forward(self, x):
         self.x = x
         return get_array_module(x).log(x)
@@ -111,6 +127,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    saved_inputs, saves_outputs = (), True
+
     def forward(self, x):
         self.y = get_array_module(x).sqrt(x)
         return self.y
@@ -121,6 +139,8 @@ class Sqrt(Function):
 
 class MatMul(Function):
     """a @ b for 1-D to n-D operands (NumPy's matmul rules, batch dims broadcast)."""
+
+    saved_inputs, saves_outputs = None, False
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -144,6 +164,8 @@ class MatMul(Function):
 
 
 class Sum(Function):
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
 
@@ -158,6 +180,8 @@ class Sum(Function):
 
 class Max(Function):
     """Maximum over axes; the gradient is shared equally among tied maxima."""
+
+    saved_inputs, saves_outputs = (0,), True
 
     def __init__(self, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
@@ -193,6 +217,8 @@ def _drop_dims(y, axis):
 
 
 class Reshape(Function):
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, shape):
         self.shape = shape
 
@@ -205,6 +231,8 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, axes):
         self.axes = axes
 
@@ -219,6 +247,8 @@ class Transpose(Function):
 
 
 class GetItem(Function):
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, index):
         self.index = index
 
@@ -246,6 +276,8 @@ def _is_basic_index(index):
 
 
 class Cast(Function):
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, dtype):
         self.dtype = dtype
 
@@ -258,6 +290,8 @@ class Cast(Function):
 
 
 class ToDevice(Function):
+    saved_inputs, saves_outputs = (), False
+
     def __init__(self, device):
         self.device = device
 
@@ -271,6 +305,8 @@ class ToDevice(Function):
 
 class Linear(Function):
     """y = x @ W.T + b with W of shape (out_features, in_features)."""
+
+    saved_inputs, saves_outputs = (0, 1), False
 
     def forward(self, x, weight, bias=None):
         self.x, self.weight = x, weight
