@@ -12,49 +12,16 @@ chain of 5,000 ops is fine) and accumulates gradients into the leaves' ``.grad``
     >>> x.grad
     array([2., 4., 6.], dtype=float32)
 """
-import contextlib
 import heapq
+import numbers
 import weakref
 
 import numpy as np
 
 from .backend import get_array_module, is_cupy_array, to_device, normalize_device, device_of
+from .grad_mode import no_grad, enable_grad, is_grad_enabled
 
-
-class _Config:
-    grad_enabled = True
-
-
-@contextlib.contextmanager
-def no_grad():
-    """Record no graph inside the block (inference, parameter updates).
-
-        >>> with no_grad():
-        ...     y = Tensor([1.0], requires_grad=True) * 2
-        >>> y.requires_grad
-        False
-    """
-    previous = _Config.grad_enabled
-    _Config.grad_enabled = False
-    try:
-        yield
-    finally:
-        _Config.grad_enabled = previous
-
-
-@contextlib.contextmanager
-def enable_grad():
-    """Re-enable graph recording inside a ``no_grad`` block."""
-    previous = _Config.grad_enabled
-    _Config.grad_enabled = True
-    try:
-        yield
-    finally:
-        _Config.grad_enabled = previous
-
-
-def is_grad_enabled():
-    return _Config.grad_enabled
+__all__ = ["Tensor", "Function", "as_array", "no_grad", "enable_grad", "is_grad_enabled"]
 
 
 def as_array(value, like=None):
@@ -78,6 +45,16 @@ def as_array(value, like=None):
     return xp.asarray(array)
 
 
+class _Version:
+    """How many times a tensor's array was changed in place, and by which op last.
+    Tensors that share one array (``detach()``, views such as reshape) share one counter."""
+
+    __slots__ = ("value", "changed_by")
+
+    def __init__(self):
+        self.value, self.changed_by = 0, None
+
+
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
@@ -86,12 +63,30 @@ class Tensor:
 
         >>> Tensor([[1.0, 2.0]]).shape
         (1, 2)
+
+    Tensors compare elementwise (``x == y`` is a Tensor) and hash by identity, as in
+    PyTorch; ``bool(x)`` is defined for one-element tensors only, by value.
+
+    In-place changes: ``x[i] = v``, ``x += y`` (``-=``, ``*=``, ``/=``), ``fill_``,
+    ``zero_``, ``copy_``, optimizer steps and ``Module.load_state_dict`` bump
+    ``x._version``. A Function notes the versions of the tensors its backward reads, and
+    backward raises RuntimeError if one has changed since. A leaf that requires grad (a
+    parameter) may change in place only inside ``no_grad()``; while a graph is recorded,
+    ``x += y`` with x or y requiring grad is done out of place (``x = x + y``). Writing
+    into ``x.data`` directly bypasses the version counter: as in PyTorch, that is the
+    user's own business.
+
+        >>> x = Tensor([1.0, 2.0])
+        >>> x[0] = 5.0
+        >>> x += 1.0
+        >>> x, x._version
+        (tensor([6., 3.], dtype=float32), 2)
     """
 
     __array_ufunc__ = None  # make numpy defer to our reflected operators
 
     def __init__(self, data, requires_grad=False, dtype=None):
-        data = as_array(data)
+        source, data = data, as_array(data)
         if dtype is not None:
             data = data.astype(dtype, copy=False)
         if requires_grad and data.dtype.kind != "f":
@@ -102,6 +97,8 @@ class Tensor:
         self.creator = None
         self.generation = 0
         self.name = None
+        shares = isinstance(source, Tensor) and data is source.data     # Tensor(t) and t.detach() share t's array
+        self._version_counter = source._version_counter if shares else _Version()
 
     # ----- array-like attributes -------------------------------------------------
     @property
@@ -128,7 +125,31 @@ class Tensor:
         return int(self.data.size)
 
     def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self):
+        if self.data.size != 1:
+            amount = "no values" if self.data.size == 0 else "more than one value"
+            raise RuntimeError(f"Boolean value of Tensor with {amount} is ambiguous (shape {self.shape}): "
+                               "test x.numpy().any() or .all() for values, `x is y` for identity")
+        return bool(self._scalar("bool()"))
+
+    def __float__(self):
+        return float(self._scalar("float()"))
+
+    def __int__(self):
+        return int(self._scalar("int()"))
+
+    def _scalar(self, op):
+        if self.data.size != 1:
+            raise ValueError(f"{op}: only one element tensors can be converted to Python scalars, "
+                             f"got shape {self.shape}")
+        return self.data.reshape(()).item()
 
     def __repr__(self):
         body = repr(self.numpy()).replace("array(", "tensor(", 1)
@@ -182,8 +203,8 @@ class Tensor:
         self.grad = None
 
     def detach(self):
-        """A tensor sharing the data with no history."""
-        return Tensor(self.data)
+        """A tensor sharing the data (and its version counter) with no history."""
+        return Tensor(self)
 
     def requires_grad_(self, flag=True):
         if flag and self.data.dtype.kind != "f":
@@ -197,9 +218,7 @@ class Tensor:
         return to_device(self.data, "cpu")
 
     def item(self):
-        if self.data.size != 1:
-            raise ValueError(f"item: only single-element tensors convert to a Python scalar, got shape {self.shape}")
-        return self.data.reshape(()).item()
+        return self._scalar("item")
 
     def to(self, target):
         """Move to a device ("cpu", "cuda") or cast to a dtype; differentiable either way."""
@@ -262,8 +281,99 @@ class Tensor:
     def __getitem__(self, index):
         return _math().getitem(self, index)
 
-    # comparisons: no gradient, boolean result
+    # ----- in-place changes (each bumps the version) ------------------------------
+    @property
+    def _version(self):
+        """How many times this tensor's array was changed in place through tinycnn."""
+        return self._version_counter.value
+
+    def _bump_version(self, op):
+        self._version_counter.value += 1
+        self._version_counter.changed_by = op
+
+    def __iadd__(self, other):
+        return self._update("+=", other, "add")
+
+    def __isub__(self, other):
+        return self._update("-=", other, "sub")
+
+    def __imul__(self, other):
+        return self._update("*=", other, "mul")
+
+    def __itruediv__(self, other):
+        return self._update("/=", other, "div")
+
+    def __setitem__(self, index, value):
+        self._assign("x[index] = value", index.data if isinstance(index, Tensor) else index, value)
+
+    def fill_(self, value):
+        """Set every element to ``value``, in place; returns self."""
+        return self._assign("fill_", Ellipsis, value)
+
+    def zero_(self):
+        """Set every element to 0, in place; returns self."""
+        return self._assign("zero_", Ellipsis, 0)
+
+    def copy_(self, source):
+        """Copy ``source`` (broadcast to this shape) into this tensor, in place; returns self."""
+        return self._assign("copy_", Ellipsis, source)
+
+    def _records_with(self, other):
+        """Whether an op on self and other would be recorded in the graph."""
+        return is_grad_enabled() and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
+
+    def _refuse_leaf(self, op):
+        if self.is_leaf and self.requires_grad:
+            raise RuntimeError(f"{op}: a leaf Variable that requires grad (such as a parameter) is being used in "
+                               "an in-place operation; change it inside `with tinycnn.no_grad():`")
+
+    def _operand(self, op, value):
+        """``value`` as an array on this tensor's device."""
+        array = as_array(value, like=self.data)
+        if is_cupy_array(array) != is_cupy_array(self.data):
+            raise RuntimeError(f"{op}: the tensor is on {self.device}, the value on {device_of(array)}; "
+                               "move one with .to(device) first")
+        return array
+
+    def _update(self, op, other, name):
+        """x op= other: in place, unless the graph is being recorded (then out of place, as x = x op other)."""
+        if self._records_with(other):
+            self._refuse_leaf(op)
+            return getattr(_math(), name)(self, other)
+        array = self._operand(op, other)
+        result = np.result_type(self.dtype, array.dtype, *([np.float32] if name == "div" else []))
+        if not np.can_cast(result, self.dtype, "same_kind"):
+            raise TypeError(f"{op}: the result has dtype {result}, which cannot be stored in this {self.dtype} tensor")
+        if not _broadcasts_to(array.shape, self.shape):
+            raise ValueError(f"{op}: an operand of shape {array.shape} does not broadcast to the tensor's "
+                             f"shape {self.shape}")
+        ufunc = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide"}[name]
+        getattr(get_array_module(self.data), ufunc)(self.data, array, out=self.data)
+        self._bump_version(op)
+        return self
+
+    def _assign(self, op, index, value):
+        """self.data[index] = value, refused while the graph is being recorded."""
+        if self._records_with(value):
+            self._refuse_leaf(op)
+            raise RuntimeError(f"{op}: a tensor that is part of a recorded graph (it or the value requires grad) "
+                               "cannot be changed in place; build a new tensor out of place, e.g. with F.concat "
+                               "or a mask")
+        array = self._operand(op, value)
+        try:
+            self.data[index] = array
+        except IndexError as error:
+            raise IndexError(f"{op}: {error} (tensor of shape {self.shape})") from error
+        except ValueError as error:
+            raise ValueError(f"{op}: {error} (tensor of shape {self.shape}, value of shape {array.shape})") from error
+        self._bump_version(op)
+        return self
+
+    # comparisons: no gradient, boolean result; None and other objects are never equal
     def _compare(self, other, op):
+        if not isinstance(other, (Tensor, numbers.Number, np.generic, np.ndarray, list, tuple)) \
+                and not is_cupy_array(other):
+            return NotImplemented
         return Tensor(op(self.data, as_array(other, like=self.data)))
 
     def __lt__(self, other):
@@ -330,98 +440,12 @@ def _math():
     return math
 
 
-class Function:
-    """A differentiable operation on raw arrays.
-
-    Subclasses implement ``forward(*arrays)`` returning an array or a tuple of
-    arrays, and ``backward(*grads)`` returning one gradient (or None) per input.
-    Hyper-parameters go to ``__init__``; anything ``backward`` needs is saved on
-    ``self`` during ``forward``. ``backward`` may skip (return None for) an input whose
-    ``needs_input_grad(i)`` is False, as PyTorch's ``ctx.needs_input_grad``.
-    """
-
-    generation = 0
-    _needs_input_grad = None
-
-    def needs_input_grad(self, index):
-        """Whether input `index` requires a gradient (True when backward is called directly)."""
-        return self._needs_input_grad is None or self._needs_input_grad[index]
-
-    def __call__(self, *inputs):
-        tensors = [x if isinstance(x, Tensor) else Tensor(as_array(x, like=_first_array(inputs))) for x in inputs]
-        if len({is_cupy_array(t.data) for t in tensors}) > 1:
-            raise RuntimeError(f"{type(self).__name__}: inputs live on different devices "
-                               f"({', '.join(t.device for t in tensors)}); move them with .to(device) first")
-        outputs = self.forward(*[t.data for t in tensors])
-        single = not isinstance(outputs, tuple)
-        if single:
-            outputs = (outputs,)
-        requires_grad = _Config.grad_enabled and any(t.requires_grad for t in tensors)
-        results = [Tensor(y, requires_grad=requires_grad and y.dtype.kind == "f") for y in outputs]
-        if requires_grad:
-            self.generation = max(t.generation for t in tensors)
-            self.inputs = tensors
-            self._needs_input_grad = tuple(t.requires_grad for t in tensors)
-            self.outputs = [weakref.ref(r) for r in results]
-            self.output_meta = [(y.shape, y.dtype) for y in outputs]
-            for r in results:
-                r.set_creator(self)
-        return results[0] if single else tuple(results)
-
-    def forward(self, *arrays):
-        raise NotImplementedError
-
-    def backward(self, *grads):
-        raise NotImplementedError
+def _broadcasts_to(shape, target):
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
 
 
-def _first_array(inputs):
-    for x in inputs:
-        if isinstance(x, Tensor):
-            return x.data
-    return None
-
-
-def _run_backward(root, grad, retain_graph):
-    """Reverse-mode sweep: process functions from the highest generation down."""
-    # Gradients of non-leaf tensors not yet consumed, keyed by id; the tensor is
-    # kept alongside so it stays alive (functions hold their outputs weakly).
-    pending = {id(root): (root, grad)}
-    heap, seen, counter = [], set(), 0
-
-    def push(function):
-        nonlocal counter
-        if id(function) not in seen:
-            seen.add(id(function))
-            heapq.heappush(heap, (-function.generation, counter, function))
-            counter += 1
-
-    push(root.creator)
-    while heap:
-        _, _, function = heapq.heappop(heap)
-        if getattr(function, "inputs", None) is None:
-            raise RuntimeError("backward: the graph was already freed; pass retain_graph=True to the first backward "
-                               "to backpropagate through it twice")
-        xp = get_array_module(function.inputs[0].data)
-        grads_out = []
-        for ref, (shape, dtype) in zip(function.outputs, function.output_meta):
-            output = ref()
-            entry = pending.pop(id(output), None) if output is not None else None
-            grads_out.append(entry[1] if entry is not None else xp.zeros(shape, dtype=dtype))
-        grads_in = function.backward(*grads_out)
-        if not isinstance(grads_in, tuple):
-            grads_in = (grads_in,)
-        for tensor, g in zip(function.inputs, grads_in):
-            if g is None or not tensor.requires_grad:
-                continue
-            if g.shape != tensor.shape:
-                raise RuntimeError(f"backward: {type(function).__name__} returned a gradient of shape {g.shape} "
-                                   f"for an input of shape {tensor.shape}")
-            if tensor.creator is None:
-                tensor._accumulate(g)
-            else:
-                key = id(tensor)
-                pending[key] = (tensor, g if key not in pending else pending[key][1] + g)
-                push(tensor.creator)
-        if not retain_graph:
-            function.__dict__.clear()  # drops inputs and saved arrays: frees the graph
+# Function and the backward sweep live in autograd.py; imported last because they use Tensor.
+from .autograd import Function, _run_backward  # noqa: E402

@@ -37,6 +37,7 @@ def _fill(tensor, sample):
     xp = get_array_module(array)
     values = sample(get_rng(np), array.shape)
     array[...] = xp.asarray(values, dtype=array.dtype)
+    tensor._bump_version("nn.init")   # an in-place change, like any other
     return tensor
 
 
@@ -50,6 +51,7 @@ def normal_(tensor, mean=0.0, std=1.0):
 
 def constant_(tensor, value):
     tensor.data[...] = value
+    tensor._bump_version("nn.init")
     return tensor
 
 

@@ -203,7 +203,8 @@ class Module:
         return state
 
     def load_state_dict(self, state, strict=True):
-        """Copy arrays into this module's parameters and buffers (in place, keeping their device).
+        """Copy arrays into this module's parameters and buffers (in place, keeping their device;
+        each parameter's version is bumped, so a graph recorded before cannot backpropagate).
 
         Accepts the flat dict of ``state_dict()`` or the nested dict ``tinycnn.load`` returns.
         Missing, unexpected and shape-mismatched keys raise KeyError/ValueError when ``strict``.
@@ -218,6 +219,7 @@ class Module:
                       for k in own if k in state and tuple(np.shape(state[k])) != tuple(own[k].shape)]
         if mismatched:
             raise ValueError("load_state_dict: shape mismatch for " + "; ".join(mismatched))
+        params = dict(self.named_parameters())
         for name, target in own.items():
             if name in state:
                 value = state[name]
@@ -225,6 +227,8 @@ class Module:
                 if is_cupy_array(target) != is_cupy_array(value):
                     value = to_device(value, device_of(target))
                 target[...] = value
+                if name in params:
+                    params[name]._bump_version("load_state_dict")
         return missing, unexpected
 
     # ----- printing --------------------------------------------------------------

@@ -4,7 +4,8 @@ An optimizer holds ``param_groups``, a list of dicts; each has its own
 ``"params"`` and hyper-parameters (``"lr"``, ``"momentum"``, ...), so one model
 can train its backbone with a small lr and its head with a large one. Every
 update changes ``p.data`` in place, so references held elsewhere (a Module's
-attribute, a checkpoint callback) stay valid.
+attribute, a checkpoint callback) stay valid, and bumps the parameter's version: a
+backward through a graph recorded before the step raises instead of using the new values.
 
     >>> import numpy as np
     >>> import tinycnn
@@ -20,6 +21,7 @@ import numbers
 import numpy as np
 
 from ..backend import get_array_module, device_of, to_device
+from ..tensor import Tensor
 
 
 class Optimizer:
@@ -113,6 +115,8 @@ class Optimizer:
                 state = self._state_of(param, group)
                 state["step"] += 1
                 self.update(param.data, param.grad, state, group)
+                if isinstance(param, Tensor):
+                    param._bump_version(f"{self._name}.step")
 
     def init_state(self, data, group):
         """Return the buffers of a parameter before its first update (arrays shaped like ``data``)."""

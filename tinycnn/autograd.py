@@ -1,0 +1,161 @@
+"""Function (one recorded op) and the backward sweep over the graph.
+
+Calling a Function on Tensors runs ``forward`` on their arrays and, when a graph is
+recorded, links the outputs to it. It also notes the version of every tensor its
+``backward`` will read (``saved_inputs``, ``saves_outputs``); ``backward`` raises if one
+of them was changed in place since, instead of returning a wrong gradient.
+
+    >>> import tinycnn
+    >>> w = tinycnn.Tensor([1.0, 2.0], requires_grad=True)
+    >>> x = tinycnn.Tensor([3.0, 4.0])
+    >>> y = (w * x).sum()          # Mul saves x: its gradient for w is x
+    >>> x += 1.0
+    >>> y.backward()  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    RuntimeError: Mul.backward: a tensor needed for gradient computation has been modified by an inplace operation: ...
+"""
+import heapq
+import weakref
+
+from .backend import get_array_module, is_cupy_array
+from .grad_mode import is_grad_enabled
+from .tensor import Tensor, as_array
+
+
+class Function:
+    """A differentiable operation on raw arrays.
+
+    Subclasses implement ``forward(*arrays)`` returning an array or a tuple of
+    arrays, and ``backward(*grads)`` returning one gradient (or None) per input.
+    Hyper-parameters go to ``__init__``; anything ``backward`` needs is saved on
+    ``self`` during ``forward``. ``backward`` may skip (return None for) an input whose
+    ``needs_input_grad(i)`` is False, as PyTorch's ``ctx.needs_input_grad``.
+
+    ``saved_inputs`` lists the indices of the inputs whose values ``backward`` reads
+    (None: all of them), ``saves_outputs`` says whether it reads the outputs; those
+    tensors must not change in place between forward and backward.
+    """
+
+    generation = 0
+    _needs_input_grad = None
+    saved_inputs = None
+    saves_outputs = True
+
+    def needs_input_grad(self, index):
+        """Whether input `index` requires a gradient (True when backward is called directly)."""
+        return self._needs_input_grad is None or self._needs_input_grad[index]
+
+    def __call__(self, *inputs):
+        tensors = [x if isinstance(x, Tensor) else Tensor(as_array(x, like=_first_array(inputs))) for x in inputs]
+        if len({is_cupy_array(t.data) for t in tensors}) > 1:
+            raise RuntimeError(f"{type(self).__name__}: inputs live on different devices "
+                               f"({', '.join(t.device for t in tensors)}); move them with .to(device) first")
+        outputs = self.forward(*[t.data for t in tensors])
+        single = not isinstance(outputs, tuple)
+        if single:
+            outputs = (outputs,)
+        requires_grad = is_grad_enabled() and any(t.requires_grad for t in tensors)
+        results = [Tensor(y, requires_grad=requires_grad and y.dtype.kind == "f") for y in outputs]
+        for result in results:
+            _share_version_with_base(result, tensors)
+        if requires_grad:
+            self.generation = max(t.generation for t in tensors)
+            self.inputs = tensors
+            self._needs_input_grad = tuple(t.requires_grad for t in tensors)
+            self.outputs = [weakref.ref(r) for r in results]
+            self.output_meta = [(y.shape, y.dtype) for y in outputs]
+            self.saved_versions = self._versions_to_check(tensors, results)
+            for r in results:
+                r.set_creator(self)
+        return results[0] if single else tuple(results)
+
+    def forward(self, *arrays):
+        raise NotImplementedError
+
+    def backward(self, *grads):
+        raise NotImplementedError
+
+    def _versions_to_check(self, inputs, outputs):
+        """[(description, version counter, version now, shape)] of each tensor backward reads."""
+        indices = range(len(inputs)) if self.saved_inputs is None else self.saved_inputs
+        saved = [(f"input {i}", inputs[i]) for i in indices]
+        if self.saves_outputs:
+            saved += [(f"output {i}", y) for i, y in enumerate(outputs)]
+        return [(what, t._version_counter, t._version, t.shape) for what, t in saved]
+
+    def _check_versions(self):
+        name = type(self).__name__
+        for what, counter, version, shape in self.saved_versions:
+            if counter.value != version:
+                raise RuntimeError(
+                    f"{name}.backward: a tensor needed for gradient computation has been modified by an inplace "
+                    f"operation: {what} of {name}, of shape {tuple(shape)}, was changed by {counter.changed_by} "
+                    f"and is at version {counter.value}; expected version {version} (as in forward). Run the "
+                    "forward pass again after the change, or change a copy")
+
+
+def _share_version_with_base(result, inputs):
+    """A result that is a view of an input (reshape, slicing) shares its version counter:
+    a change through either is a change of both."""
+    array = result.data
+    if getattr(array, "base", None) is None:
+        return
+    may_share_memory = getattr(get_array_module(array), "may_share_memory", None)
+    for tensor in inputs:
+        if may_share_memory is not None and may_share_memory(array, tensor.data):  # bounds only: O(1)
+            result._version_counter = tensor._version_counter
+            return
+
+
+def _first_array(inputs):
+    for x in inputs:
+        if isinstance(x, Tensor):
+            return x.data
+    return None
+
+
+def _run_backward(root, grad, retain_graph):
+    """Reverse-mode sweep: process functions from the highest generation down."""
+    # Gradients of non-leaf tensors not yet consumed, keyed by id; the tensor is
+    # kept alongside so it stays alive (functions hold their outputs weakly).
+    pending = {id(root): (root, grad)}
+    heap, seen, counter = [], set(), 0
+
+    def push(function):
+        nonlocal counter
+        if id(function) not in seen:
+            seen.add(id(function))
+            heapq.heappush(heap, (-function.generation, counter, function))
+            counter += 1
+
+    push(root.creator)
+    while heap:
+        _, _, function = heapq.heappop(heap)
+        if getattr(function, "inputs", None) is None:
+            raise RuntimeError("backward: the graph was already freed; pass retain_graph=True to the first backward "
+                               "to backpropagate through it twice")
+        xp = get_array_module(function.inputs[0].data)
+        grads_out = []
+        for ref, (shape, dtype) in zip(function.outputs, function.output_meta):
+            output = ref()
+            entry = pending.pop(id(output), None) if output is not None else None
+            grads_out.append(entry[1] if entry is not None else xp.zeros(shape, dtype=dtype))
+        function._check_versions()
+        grads_in = function.backward(*grads_out)
+        if not isinstance(grads_in, tuple):
+            grads_in = (grads_in,)
+        for tensor, g in zip(function.inputs, grads_in):
+            if g is None or not tensor.requires_grad:
+                continue
+            if g.shape != tensor.shape:
+                raise RuntimeError(f"backward: {type(function).__name__} returned a gradient of shape {g.shape} "
+                                   f"for an input of shape {tensor.shape}")
+            if tensor.creator is None:
+                tensor._accumulate(g)
+            else:
+                key = id(tensor)
+                pending[key] = (tensor, g if key not in pending else pending[key][1] + g)
+                push(tensor.creator)
+        if not retain_graph:
+            function.__dict__.clear()  # drops inputs and saved arrays: frees the graph
