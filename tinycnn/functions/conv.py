@@ -6,15 +6,18 @@
     >>> F.conv2d(x, w, padding=1).shape
     (1, 16, 8, 8)
 """
+import warnings
+
 import numpy as np
 
 from .. import kernels, parallel
 from ..backend import get_array_module
-from ..config import get_workspace_limit
+from ..config import WorkspaceWarning, get_workspace_limit
 from ..scratch import scratch
 from ..tensor import Function, Tensor
 from .array import pad as pad_tensor
-from .validate import out_size, pair, require_float, require_ndim, require_same_dtype
+from .conv_winograd import WinogradConv, sum_parts
+from .validate import integer, out_size, pair, require_float, require_ndim, require_same_dtype
 
 
 # Column bytes per chunk on the CPU. MiniVGG's 32-channel 32x32 layer, batch 64, on the
@@ -33,7 +36,7 @@ WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_CHUNK_BYTES = 2 * 2**20
 
 
-class Conv2d(Function):
+class Conv2d(WinogradConv, Function):
     """Grouped convolution as one batched matmul over (image, group).
 
     Shapes, with G groups, Cg = C/G input and OCg = OC/G output channels per
@@ -78,7 +81,15 @@ class Conv2d(Function):
     The GEMMs do 36 multiply-adds per 16 outputs and input channel where im2row's do 144 (and
     F(2x2, 3x3)'s 64), and the transforms write 2.25 values per input pixel where im2row writes
     9. Chunks are small (WINOGRAD_CHUNK_BYTES): the 36 GEMMs are short (C and OC below a few
-    hundred) and only reach 80-100 GFLOP/s per core from the L2 cache.
+    hundred) and only reach 80-100 GFLOP/s per core from the L2 cache. An input with inf, NaN or
+    values large enough for the transforms to overflow takes im2row instead (conv_winograd).
+
+    The workspace limit splits the batch, never one image: when one image's columns (or rows,
+    or planes) alone exceed it, the convolution uses what that image needs and warns once per
+    layer shape and limit (a tinycnn.config.WorkspaceWarning), since cutting an image into bands of
+    output rows would need a second, row-offset version of every layout and of its adjoint.
+    An empty batch (N = 0) or an input without channels (C = 0) runs no kernel: the output is the
+    bias alone (zeros without one), the input and weight gradients are zeros.
     """
 
     def __init__(self, stride, padding, dilation, groups):
@@ -91,8 +102,18 @@ class Conv2d(Function):
         self.oh, self.ow = out_size("conv2d", h, kh, sy, py, dy), out_size("conv2d", w, kw, sx, px, dx)
         self.x, self.weight, self.has_bias = x, weight, bias is not None
         self.depthwise = groups == c and cg == 1 and groups > 1
+        self.empty = x.size == 0
         bias4 = None if bias is None else bias.reshape(1, -1, 1, 1)
-        if self.depthwise:
+        self.winograd = (not self.empty and get_array_module(x) is np and groups == 1 and (kh, kw) == (3, 3)
+                         and self.stride == (1, 1) and self.dilation == (1, 1) and c >= WINOGRAD_MIN_CHANNELS
+                         and self._winograd_fits_forward())
+        if not (self.empty or self.depthwise or self._is_pointwise()):
+            self._warn_if_over_workspace()
+        if self.empty:          # an empty sum: the output is the bias
+            y = get_array_module(x).zeros((n, oc, self.oh, self.ow), dtype=x.dtype)
+            if bias4 is not None:
+                y += bias4
+        elif self.depthwise:
             y = kernels.depthwise_conv2d_forward(x, weight, sy, sx, py, px, dy, dx, self.oh, self.ow)
             if bias4 is not None:
                 y += bias4
@@ -115,82 +136,25 @@ class Conv2d(Function):
         return y
 
     def _uses_winograd(self):
-        return (get_array_module(self.x) is np and self.groups == 1 and self.weight.shape[2:] == (3, 3)
-                and self.stride == (1, 1) and self.dilation == (1, 1)
-                and self.x.shape[1] >= WINOGRAD_MIN_CHANNELS)
+        """Set by forward (and backward): a 3x3 stride-1 convolution of WINOGRAD_MIN_CHANNELS or
+        more channels on the CPU, whose input the transforms compute correctly (conv_winograd)."""
+        return self.winograd
 
-    def _tile_grid(self):
-        """(th, tw): Winograd's 4x4 output tiles per image, down and across."""
-        return kernels.winograd_tile_grid(self.oh, self.ow)
-
-    def _planes(self, name, images, channels):
-        """(buffer, view): reused scratch memory for the 36 planes of `images` images' tiles
-        (kernels.winograd_input_transform's layout), and the planes as (36, tiles, channels)."""
-        th, tw = self._tile_grid()
-        elements = images * th * tw * channels
-        planes = kernels.WINOGRAD_PLANES
-        buffer = scratch(name, (planes, kernels.winograd_plane_size(elements)), self.x.dtype)
-        return buffer, buffer[:, :elements].reshape(planes, images * th * tw, channels)
-
-    def _input_planes(self, x):
-        """Winograd-transformed input tiles of a chunk of images, as (36, T, C)."""
-        (py, px), (th, tw) = self.padding, self._tile_grid()
-        buffer, planes = self._planes("conv2d.v", x.shape[0], x.shape[1])
-        kernels.winograd_input_transform(x, py, px, th, tw, out=buffer)
-        return planes
-
-    def _forward_winograd(self, bias4):
-        x = self.x
-        n, oc = x.shape[0], self.weight.shape[0]
-        u = self.u = kernels.winograd_weight_transform(self.weight)         # (36, C, OC)
-        y = np.empty((n, oc, self.oh, self.ow), dtype=x.dtype)
-
-        def forward_chunks(chunks):
-            for chunk in chunks:
-                images = chunk.stop - chunk.start
-                v = self._input_planes(x[chunk])                            # (36, T, C)
-                m_buffer, m = self._planes("conv2d.m", images, oc)          # (36, T, OC)
-                np.matmul(v, u, out=m)
-                kernels.winograd_output_transform(m_buffer, images, oc, self.oh, self.ow, out=y[chunk])
-                if bias4 is not None:
-                    y[chunk] += bias4
-        self._map_chunks(forward_chunks)
-        return y
-
-    def _backward_winograd(self, gy, need_gx, need_gw):
-        """-> (gx, gw, gb), each None where not needed."""
-        x = self.x
-        n, c, h, w = x.shape
-        oc = self.weight.shape[0]
-        (py, px), (th, tw) = self.padding, self._tile_grid()
-        u_t = np.ascontiguousarray(self.u.transpose(0, 2, 1))                   # (36, OC, C)
-        gx = np.empty_like(x) if need_gx else None
-
-        def backward_chunks(chunks):
-            """Fills gx for these chunks; returns their part of the transformed weight gradient
-            (36, C, OC) and of the bias gradient."""
-            gu = np.zeros((kernels.WINOGRAD_PLANES, c, oc), x.dtype) if need_gw else None
-            part = np.empty_like(gu) if need_gw else None
-            gb = np.zeros(oc, gy.dtype) if self.has_bias else None
-            for chunk in chunks:
-                images = chunk.stop - chunk.start
-                if gb is not None:
-                    gb += gy[chunk].sum(axis=(0, 2, 3))
-                gm_buffer, gm = self._planes("conv2d.m", images, oc)        # (36, T, OC)
-                kernels.winograd_output_transform_backward(gy[chunk], out=gm_buffer)
-                if need_gw:
-                    v = self._input_planes(x[chunk])                        # (36, T, C)
-                    np.matmul(v.transpose(0, 2, 1), gm, out=part)
-                    gu += part
-                if need_gx:     # gv takes v's scratch memory: v is no longer needed
-                    gv_buffer, gv = self._planes("conv2d.v", images, c)
-                    np.matmul(gm, u_t, out=gv)
-                    kernels.winograd_input_transform_backward(gv_buffer, images, c, h, w, py, px, th, tw,
-                                                              out=gx[chunk])
-            return gu, gb
-        gu, gb = _sum_parts(self._map_chunks(backward_chunks))
-        gw = kernels.winograd_weight_transform_backward(gu) if need_gw else None
-        return gx, gw, gb
+    def _warn_if_over_workspace(self):
+        """One WorkspaceWarning per layer shape and limit when one image needs more workspace
+        than the limit (see the class docstring)."""
+        needed, limit = self._column_bytes(), get_workspace_limit()
+        layout = "Winograd" if self.winograd else "im2row" if self._uses_rows() else "im2col"
+        key = (self.x.shape[1:], self.weight.shape, self.x.dtype.str, layout, limit)
+        if needed <= limit or key in _warned:
+            return
+        _warned.add(key)
+        warnings.warn(f"conv2d: one ({', '.join(map(str, self.x.shape[1:]))}) image with weight "
+                      f"{tuple(self.weight.shape)} needs {needed} bytes ({needed / 2**20:.1f} MiB) of {layout} "
+                      f"workspace, more than the workspace limit of {limit} bytes ({limit / 2**20:.1f} MiB); "
+                      f"using {needed} bytes, since batches are split but single images are not. Raise "
+                      f"TINYCNN_WORKSPACE or tinycnn.set_workspace_limit() to silence this.",
+                      WorkspaceWarning, stacklevel=2)
 
     def _uses_rows(self):
         return (get_array_module(self.x) is np and self.groups == 1 and not self.depthwise
@@ -256,7 +220,7 @@ class Conv2d(Function):
                     np.matmul(gy_rows, w_rows, out=g_rows.reshape(images * pixels, -1))
                     kernels.row2im(g_rows, h, w, sy, sx, py, px, dy, dx, out=gx[chunk])
             return gw_rows, gb
-        gw_rows, gb = _sum_parts(self._map_chunks(backward_chunks))
+        gw_rows, gb = sum_parts(self._map_chunks(backward_chunks))
         gw = np.ascontiguousarray(gw_rows.reshape(oc, kh, kw, c).transpose(0, 3, 1, 2)) if need_gw else None
         return gx, gw, gb
 
@@ -324,6 +288,10 @@ class Conv2d(Function):
         n, c, h, w = x.shape
         oc, _, kh, kw = weight.shape
         need_gx, need_gw = self.needs_input_grad(0), self.needs_input_grad(1)   # no gx for the input image
+        if self.empty:
+            xp = get_array_module(gy)
+            return (xp.zeros_like(x) if need_gx else None, xp.zeros_like(weight) if need_gw else None,
+                    gy.sum(axis=(0, 2, 3)) if self.has_bias else None)
         if self.depthwise:
             gb = gy.sum(axis=(0, 2, 3)) if self.has_bias else None
             gx = gw = None
@@ -334,6 +302,7 @@ class Conv2d(Function):
             return gx, gw, gb
         xp = get_array_module(gy)
         gy = xp.ascontiguousarray(gy)
+        self.winograd = self.winograd and self._winograd_fits_backward(gy)
         if self._uses_winograd():
             return self._backward_winograd(gy, need_gx, need_gw)
         if self._uses_rows():
@@ -362,13 +331,11 @@ class Conv2d(Function):
                     _batched_matmul(w_groups_t, gy_groups[chunk], gcol.reshape(col_shape))
                     kernels.col2im(gcol, h, w, sy, sx, py, px, dy, dx, out=gx[chunk])
             return gw, gb
-        gw, gb = _sum_parts(self._map_chunks(backward_chunks))
+        gw, gb = sum_parts(self._map_chunks(backward_chunks))
         return gx, gw.reshape(weight.shape) if need_gw else None, gb
 
 
-def _sum_parts(parts):
-    """Sum the workers' partial gradients, element by element: [(gw, gb), ...] -> (gw, gb)."""
-    return tuple(None if first is None else sum(rest, first) for first, *rest in zip(*parts))
+_warned = set()          # (image shape, weight shape, dtype, layout, limit) already warned about
 
 
 def _batched_matmul(a, b, out):
@@ -400,11 +367,26 @@ def _same_padding(kernel, dilation):
     return total // 2, total - total // 2
 
 
+def conv_arguments(op, stride, padding, dilation, groups):
+    """Checked (stride, padding, dilation, groups): pairs of Python ints and an int, except a
+    padding of "same" or "valid", which stays a string. Shared with nn.Conv2d."""
+    stride, dilation = pair(op, "stride", stride, 1), pair(op, "dilation", dilation, 1)
+    groups = integer(op, "groups", groups, 1)
+    if not isinstance(padding, str):
+        padding = pair(op, "padding", padding, 0)
+    elif padding not in ("same", "valid"):
+        raise ValueError(f"{op}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+    elif padding == "same" and stride != (1, 1):
+        raise ValueError(f"{op}: padding='same' needs stride 1, got stride {stride}")
+    return stride, padding, dilation, groups
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution of an (N, C, H, W) input with weight (OC, C/groups, KH, KW).
 
     ``stride``, ``padding`` and ``dilation`` are ints or pairs; ``padding`` may also be
-    "valid" (0) or "same" (output size = input size, stride 1 only).
+    "valid" (0) or "same" (output size = input size, stride 1 only). N = 0 gives an empty
+    output, C = 0 the bias (zeros without one), as sums of no terms.
     """
     op = "conv2d"
     x = x if isinstance(x, Tensor) else Tensor(x)
@@ -413,10 +395,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     require_ndim(op, x, 4, "(N, C, H, W)")
     if weight.ndim != 4:
         raise ValueError(f"{op}: weight must be 4-D (OC, C/groups, KH, KW), got shape {tuple(weight.shape)}")
-    if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    stride, padding, dilation, groups = conv_arguments(op, stride, padding, dilation, groups)
     oc, cg, kh, kw = weight.shape
-    c = x.shape[1]
+    n, c, h, w = x.shape
+    if oc == 0 or kh == 0 or kw == 0:
+        raise ValueError(f"{op}: weight needs at least one output channel and a non-empty kernel, "
+                         f"got shape {tuple(weight.shape)}")
+    if h == 0 or w == 0:
+        raise ValueError(f"{op}: expected an input of positive height and width, got shape {tuple(x.shape)}")
     if c % groups or oc % groups:
         raise ValueError(f"{op}: groups ({groups}) must divide both the {c} input and the {oc} output channels")
     if c != cg * groups:
@@ -424,23 +410,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                          f"(weight shape {tuple(weight.shape)}, groups={groups})")
     if bias is not None and tuple(bias.shape) != (oc,):
         raise ValueError(f"{op}: bias must have shape ({oc},), got {tuple(bias.shape)}")
-    stride = pair(op, "stride", stride, 1)
-    dilation = pair(op, "dilation", dilation, 1)
-    if isinstance(padding, str):
-        if padding == "valid":
-            padding = (0, 0)
-        elif padding == "same":
-            if stride != (1, 1):
-                raise ValueError(f"{op}: padding='same' needs stride 1, got stride {stride}")
-            (ty, by), (lx, rx) = _same_padding(kh, dilation[0]), _same_padding(kw, dilation[1])
-            if by != ty or rx != lx:   # even kernel: pad the extra pixel explicitly
-                x = pad_tensor(x, ((0, 0), (0, 0), (0, by - ty), (0, rx - lx)))
-            padding = (ty, lx)
-        else:
-            raise ValueError(f"{op}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
-    padding = pair(op, "padding", padding, 0)
-    for axis, size, k, s, p, d in ((2, x.shape[2], kh, stride[0], padding[0], dilation[0]),
-                                   (3, x.shape[3], kw, stride[1], padding[1], dilation[1])):
+    if padding == "valid":
+        padding = (0, 0)
+    elif padding == "same":
+        (ty, by), (lx, rx) = _same_padding(kh, dilation[0]), _same_padding(kw, dilation[1])
+        if by != ty or rx != lx:   # even kernel: pad the extra pixel explicitly
+            x = pad_tensor(x, ((0, 0), (0, 0), (0, by - ty), (0, rx - lx)))
+        padding = (ty, lx)
+    for size, k, s, p, d in zip(x.shape[2:], (kh, kw), stride, padding, dilation):
         out_size(op, size, k, s, p, d)
     function = Conv2d(stride, padding, dilation, groups)
     return function(x, weight) if bias is None else function(x, weight, bias)

@@ -1,0 +1,140 @@
+"""Winograd's F(4x4, 3x3) path of the CPU convolution (``conv.Conv2d`` inherits it), and the check
+that keeps it to inputs it computes correctly.
+
+The transforms multiply input values by up to 8 and add up to 36 of them, so an intermediate
+value can be far larger than any output. ``winograd_fits`` bounds that growth: with at most
+``terms`` products of magnitude at most max|a| * max|b| summed, every intermediate value of the
+forward pass and of both gradients stays below
+
+    WINOGRAD_GROWTH * terms * max|a| * max|b|
+
+(the products of the transform matrices' absolute row or column sums are 36,100 for the forward
+pass, 230,400 for the input gradient and 62,500 for the weight gradient; WINOGRAD_GROWTH = 2**20
+leaves a 4x margin for the kernels' partial sums). When that bound reaches the dtype's largest
+value, or an input holds inf or NaN, the convolution takes the direct path (im2row or im2col)
+instead: there one inf pixel makes inf in exactly the outputs that read it, as PyTorch's, where
+Winograd would spread NaN over whole 6x6 tiles. The check costs one max and one min reduction of
+the input per forward pass (and of the output gradient per backward pass).
+
+    >>> import numpy as np
+    >>> x, w = np.full((1, 16, 8, 8), 3e37, np.float32), np.full((4, 16, 3, 3), 1e-3, np.float32)
+    >>> winograd_fits(np.float32, 16, max_abs(x), max_abs(w))
+    False
+    >>> winograd_fits(np.float32, 16, max_abs(x / 1e30), max_abs(w))
+    True
+"""
+import numpy as np
+
+from .. import kernels
+from ..scratch import scratch
+
+WINOGRAD_GROWTH = 2**20
+
+
+def max_abs(array):
+    """max |array| as a Python float without a temporary array: inf or NaN if any value is."""
+    return max(float(array.max()), -float(array.min()))
+
+
+def winograd_fits(dtype, terms, *maxima):
+    """True when sums of `terms` products of values of magnitudes `maxima`, grown by the
+    transforms, stay finite in `dtype`; False for an infinite or NaN maximum."""
+    bound = float(WINOGRAD_GROWTH * terms)
+    for value in maxima:
+        bound *= value
+    return bound < float(np.finfo(dtype).max)     # False for inf and NaN (0 * inf is NaN)
+
+
+class WinogradConv:
+    """The Winograd methods of conv.Conv2d, which sets self.x, self.weight, self.padding,
+    self.oh, self.ow and self.has_bias, and provides _map_chunks."""
+
+    def _winograd_fits_forward(self):
+        """Checks the input and weight (see the module docstring) and keeps their maxima."""
+        self.x_max, self.w_max = max_abs(self.x), max_abs(self.weight)
+        return winograd_fits(self.x.dtype, self.x.shape[1], self.x_max, self.w_max)
+
+    def _winograd_fits_backward(self, gy):
+        """Checks gy for both gradients: gx sums OC terms of gy * w, gw one per tile of x * gy."""
+        th, tw = self._tile_grid()
+        gy_max, oc, tiles = max_abs(gy), self.weight.shape[0], self.x.shape[0] * th * tw
+        return (winograd_fits(gy.dtype, oc, gy_max, self.w_max)
+                and winograd_fits(gy.dtype, tiles, gy_max, self.x_max))
+
+    def _tile_grid(self):
+        """(th, tw): Winograd's 4x4 output tiles per image, down and across."""
+        return kernels.winograd_tile_grid(self.oh, self.ow)
+
+    def _planes(self, name, images, channels):
+        """(buffer, view): reused scratch memory for the 36 planes of `images` images' tiles
+        (kernels.winograd_input_transform's layout), and the planes as (36, tiles, channels)."""
+        th, tw = self._tile_grid()
+        elements = images * th * tw * channels
+        planes = kernels.WINOGRAD_PLANES
+        buffer = scratch(name, (planes, kernels.winograd_plane_size(elements)), self.x.dtype)
+        return buffer, buffer[:, :elements].reshape(planes, images * th * tw, channels)
+
+    def _input_planes(self, x):
+        """Winograd-transformed input tiles of a chunk of images, as (36, T, C)."""
+        (py, px), (th, tw) = self.padding, self._tile_grid()
+        buffer, planes = self._planes("conv2d.v", x.shape[0], x.shape[1])
+        kernels.winograd_input_transform(x, py, px, th, tw, out=buffer)
+        return planes
+
+    def _forward_winograd(self, bias4):
+        x = self.x
+        n, oc = x.shape[0], self.weight.shape[0]
+        u = self.u = kernels.winograd_weight_transform(self.weight)         # (36, C, OC)
+        y = np.empty((n, oc, self.oh, self.ow), dtype=x.dtype)
+
+        def forward_chunks(chunks):
+            for chunk in chunks:
+                images = chunk.stop - chunk.start
+                v = self._input_planes(x[chunk])                            # (36, T, C)
+                m_buffer, m = self._planes("conv2d.m", images, oc)          # (36, T, OC)
+                np.matmul(v, u, out=m)
+                kernels.winograd_output_transform(m_buffer, images, oc, self.oh, self.ow, out=y[chunk])
+                if bias4 is not None:
+                    y[chunk] += bias4
+        self._map_chunks(forward_chunks)
+        return y
+
+    def _backward_winograd(self, gy, need_gx, need_gw):
+        """-> (gx, gw, gb), each None where not needed."""
+        x = self.x
+        n, c, h, w = x.shape
+        oc = self.weight.shape[0]
+        (py, px), (th, tw) = self.padding, self._tile_grid()
+        u_t = np.ascontiguousarray(self.u.transpose(0, 2, 1))                   # (36, OC, C)
+        gx = np.empty_like(x) if need_gx else None
+
+        def backward_chunks(chunks):
+            """Fills gx for these chunks; returns their part of the transformed weight gradient
+            (36, C, OC) and of the bias gradient."""
+            gu = np.zeros((kernels.WINOGRAD_PLANES, c, oc), x.dtype) if need_gw else None
+            part = np.empty_like(gu) if need_gw else None
+            gb = np.zeros(oc, gy.dtype) if self.has_bias else None
+            for chunk in chunks:
+                images = chunk.stop - chunk.start
+                if gb is not None:
+                    gb += gy[chunk].sum(axis=(0, 2, 3))
+                gm_buffer, gm = self._planes("conv2d.m", images, oc)        # (36, T, OC)
+                kernels.winograd_output_transform_backward(gy[chunk], out=gm_buffer)
+                if need_gw:
+                    v = self._input_planes(x[chunk])                        # (36, T, C)
+                    np.matmul(v.transpose(0, 2, 1), gm, out=part)
+                    gu += part
+                if need_gx:     # gv takes v's scratch memory: v is no longer needed
+                    gv_buffer, gv = self._planes("conv2d.v", images, c)
+                    np.matmul(gm, u_t, out=gv)
+                    kernels.winograd_input_transform_backward(gv_buffer, images, c, h, w, py, px, th, tw,
+                                                              out=gx[chunk])
+            return gu, gb
+        gu, gb = sum_parts(self._map_chunks(backward_chunks))
+        gw = kernels.winograd_weight_transform_backward(gu) if need_gw else None
+        return gx, gw, gb
+
+
+def sum_parts(parts):
+    """Sum the workers' partial gradients, element by element: [(gw, gb), ...] -> (gw, gb)."""
+    return tuple(None if first is None else sum(rest, first) for first, *rest in zip(*parts))
