@@ -8,7 +8,7 @@ from .. import kernels
 from ..backend import get_array_module
 from ..random import get_rng
 from ..tensor import Function
-from .validate import require_float
+from .validate import real, require_float
 
 
 class Dropout(Function):
@@ -29,10 +29,9 @@ class Dropout(Function):
 def dropout(x, p=0.5, training=True):
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p); identity in eval."""
     require_float("dropout", x)
-    if not 0.0 <= p < 1.0:
-        if p == 1.0:
-            return x * 0.0 if training else x
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    p = real("dropout", "p", p, 0, 1)
+    if p == 1.0:
+        return x * 0.0 if training else x
     if not training or p == 0.0:
         return x
     return Dropout(p)(x)

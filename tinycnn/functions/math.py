@@ -317,8 +317,9 @@ class Linear(Function):
 
     def backward(self, gy):
         gx = gy @ self.weight
-        gw = gy.reshape(-1, gy.shape[-1]).T @ self.x.reshape(-1, self.x.shape[-1])
-        gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0)
+        rows = int(np.prod(gy.shape[:-1]))      # not -1: with 0 features the size says nothing
+        gw = gy.reshape(rows, gy.shape[-1]).T @ self.x.reshape(rows, self.x.shape[-1])
+        gb = gy.reshape(rows, gy.shape[-1]).sum(axis=0)
         return gx, gw, gb
 
 

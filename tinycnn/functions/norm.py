@@ -7,10 +7,12 @@
     >>> bool(abs(y.numpy().mean()) < 1e-6)
     True
 """
+import math
+
 from .. import kernels
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
-from .validate import require_float, require_ndim
+from .validate import integer, real, require_float, require_ndim
 
 
 class BatchNorm(Function):
@@ -26,8 +28,10 @@ class BatchNorm(Function):
 
     def forward(self, x, gamma, beta):
         self.shape = x.shape
-        x3 = x.reshape(x.shape[0], x.shape[1], -1)
+        x3 = x.reshape(x.shape[:2] + (math.prod(x.shape[2:]),))     # not -1: N may be 0
         self.x3, self.gamma = x3, gamma
+        if x.size == 0:         # an empty batch: no statistics, running ones unchanged (as PyTorch)
+            return get_array_module(x).empty_like(x)
         if self.training:
             y, self.mean, self.var = kernels.batch_norm_forward_train(x3, gamma, beta, self.eps, self.relu,
                                                                       self.relu_input)
@@ -47,6 +51,9 @@ class BatchNorm(Function):
 
     def backward(self, gy):
         gy3 = gy.reshape(self.x3.shape)
+        if self.x3.size == 0:
+            zeros = get_array_module(gy).zeros(self.shape[1], gy.dtype)
+            return gy.copy(), zeros, zeros.copy()
         if self.training:
             gx, ggamma, gbeta = kernels.batch_norm_backward(self.x3, gy3, self.gamma, self.mean, self.var,
                                                             self.eps, self.y3, self.relu_input)
@@ -119,14 +126,25 @@ def _batch_norm(op, x, gamma, beta, running_mean, running_var, training, momentu
     beta = beta if beta is not None else Tensor(xp.zeros(c, dtype=x.dtype))
     running_mean = running_mean.data if isinstance(running_mean, Tensor) else running_mean
     running_var = running_var.data if isinstance(running_var, Tensor) else running_var
+    momentum, eps = batch_norm_arguments(op, momentum, eps)
+    if c == 0:
+        raise ValueError(f"{op}: expected at least one channel, got input shape {tuple(x.shape)}")
     for name, array in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
         if array is not None and tuple(array.shape) != (c,):
             raise ValueError(f"{op}: {name} must have shape ({c},) for {c} channels, got {tuple(array.shape)}")
-    if training and x.data.size // max(c, 1) <= 1:   # N*H*W values per channel
+    if training and x.data.size // c == 1:   # N*H*W values per channel; none gives an empty output
         raise ValueError(f"{op}: training needs more than one value per channel, got input shape {tuple(x.shape)}")
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{op}: eval mode needs running_mean and running_var, got None")
     return BatchNorm(training, eps, running_mean, running_var, momentum, relu, relu_input)(x, gamma, beta)
+
+
+def batch_norm_arguments(op, momentum, eps):
+    """Checked (momentum, eps) as floats: momentum in [0, 1], eps >= 0."""
+    if momentum is None:
+        raise TypeError(f"{op}: momentum=None (PyTorch's cumulative average) is not supported; "
+                        f"expected a number in [0, 1], got None")
+    return real(op, "momentum", momentum, 0, 1), real(op, "eps", eps, 0)
 
 
 class LocalResponseNorm(Function):
@@ -153,8 +171,16 @@ def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
     x = x if isinstance(x, Tensor) else Tensor(x)
     require_float(op, x)
     require_ndim(op, x, 4, "(N, C, H, W)")
-    if not isinstance(size, int) or size < 1:
-        raise ValueError(f"{op}: size must be a positive int, got {size!r}")
-    if k <= 0 or alpha < 0:
-        raise ValueError(f"{op}: need k > 0 and alpha >= 0, got k={k}, alpha={alpha}")
-    return LocalResponseNorm(size, alpha, beta, k)(x)
+    arguments = lrn_arguments(op, size, alpha, beta, k)
+    if x.data.size == 0:        # no values to normalize (PyTorch accepts N = 0 and C = 0)
+        return x * 1.0
+    return LocalResponseNorm(*arguments)(x)
+
+
+def lrn_arguments(op, size, alpha, beta, k):
+    """Checked (size, alpha, beta, k): a positive int, then floats with alpha >= 0 and k > 0."""
+    size, alpha = integer(op, "size", size, 1), real(op, "alpha", alpha, 0)
+    beta, k = real(op, "beta", beta), real(op, "k", k)
+    if not k > 0:
+        raise ValueError(f"{op}: k must be > 0, got {k!r}")
+    return size, alpha, beta, k

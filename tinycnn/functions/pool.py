@@ -44,14 +44,24 @@ class AvgPool2d(Function):
         return kernels.avg_pool2d_backward(gy, h, w, kh, kw, sy, sx, py, px, self.count_include_pad)
 
 
-def _pool_arguments(op, x, kernel_size, stride, padding, ceil_mode):
-    require_float(op, x)
-    require_ndim(op, x, 4, "(N, C, H, W)")
+def pool_window(op, kernel_size, stride, padding):
+    """Checked (kernel, stride, padding) pairs of a pooling window; stride None means the kernel.
+    Shared with nn.MaxPool2d and nn.AvgPool2d."""
     kernel = pair(op, "kernel_size", kernel_size, 1)
     stride = kernel if stride is None else pair(op, "stride", stride, 1)
     padding = pair(op, "padding", padding, 0)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel}")
+    return kernel, stride, padding
+
+
+def _pool_arguments(op, x, kernel_size, stride, padding, ceil_mode):
+    require_float(op, x)
+    require_ndim(op, x, 4, "(N, C, H, W)")
+    kernel, stride, padding = pool_window(op, kernel_size, stride, padding)
+    if 0 in x.shape[1:]:        # PyTorch refuses these too; an empty batch (N = 0) is fine
+        raise ValueError(f"{op}: expected an input with channels, height and width above 0, "
+                         f"got shape {tuple(x.shape)}")
     out = tuple(out_size(op, n, k, s, p, 1, ceil_mode) for n, k, s, p in zip(x.shape[2:], kernel, stride, padding))
     return kernel, stride, padding, out
 

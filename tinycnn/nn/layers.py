@@ -2,7 +2,9 @@
 
 Weights are initialised as PyTorch does by default (kaiming_uniform with
 a=sqrt(5), i.e. U(+-1/sqrt(fan_in)), bias U(+-1/sqrt(fan_in))); pass a function
-from tinycnn.nn.init afterwards to change it.
+from tinycnn.nn.init afterwards to change it. Arguments are checked when the layer is built,
+with PyTorch's rules: Python or NumPy integers for sizes (not bools), zero features allowed
+where PyTorch allows them (``Linear(0, 4)`` outputs its bias, which is then zero).
 
     >>> import numpy as np, tinycnn
     >>> conv = Conv2d(3, 8, 3, padding=1)
@@ -12,6 +14,10 @@ from tinycnn.nn.init afterwards to change it.
 import numpy as np
 
 from .. import functions as F
+from ..functions.conv import conv_arguments
+from ..functions.norm import batch_norm_arguments, lrn_arguments
+from ..functions.pool import pool_window
+from ..functions.validate import integer, pair, real
 from . import init
 from .module import Module, Parameter
 
@@ -20,12 +26,25 @@ def _empty(*shape):
     return np.empty(shape, dtype=np.float32)
 
 
+def _default_init(weight, bias):
+    """init.default_init_, or for an empty weight PyTorch's result: nothing to draw, and a bias
+    bound 1/sqrt(fan_in) taken as 0 when fan_in is 0."""
+    if weight.data.size:
+        init.default_init_(weight, bias)
+    elif bias is not None:
+        init.zeros_(bias)
+
+
 class Conv2d(Module):
     """2-D convolution; weight (out_channels, in_channels/groups, kh, kw), PyTorch default init."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True):
         super().__init__()
-        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        op = "Conv2d"
+        in_channels = integer(op, "in_channels", in_channels, 0)
+        out_channels = integer(op, "out_channels", out_channels, 1)
+        kh, kw = pair(op, "kernel_size", kernel_size, 1)
+        groups = conv_arguments(op, stride, padding, dilation, groups)[3]
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: groups ({groups}) must divide in_channels ({in_channels}) "
                              f"and out_channels ({out_channels})")
@@ -33,7 +52,7 @@ class Conv2d(Module):
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         self.weight = Parameter(_empty(out_channels, in_channels // groups, kh, kw))
         self.bias = Parameter(_empty(out_channels)) if bias else None
-        init.default_init_(self.weight, self.bias)
+        _default_init(self.weight, self.bias)
 
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
@@ -51,10 +70,11 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(_empty(out_features, in_features))
-        self.bias = Parameter(_empty(out_features)) if bias else None
-        init.default_init_(self.weight, self.bias)
+        self.in_features = integer("Linear", "in_features", in_features, 0)
+        self.out_features = integer("Linear", "out_features", out_features, 0)
+        self.weight = Parameter(_empty(self.out_features, self.in_features))
+        self.bias = Parameter(_empty(self.out_features)) if bias else None
+        _default_init(self.weight, self.bias)
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
@@ -66,6 +86,7 @@ class Linear(Module):
 class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
+        pool_window("MaxPool2d", kernel_size, stride, padding)
         self.kernel_size, self.stride, self.padding, self.ceil_mode = kernel_size, stride, padding, ceil_mode
 
     def forward(self, x):
@@ -78,6 +99,7 @@ class MaxPool2d(Module):
 class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         super().__init__()
+        pool_window("AvgPool2d", kernel_size, stride, padding)
         self.kernel_size, self.stride, self.padding, self.ceil_mode = kernel_size, stride, padding, ceil_mode
         self.count_include_pad = count_include_pad
 
@@ -104,7 +126,7 @@ class LocalResponseNorm(Module):
 
     def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0):
         super().__init__()
-        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self.size, self.alpha, self.beta, self.k = lrn_arguments("LocalResponseNorm", size, alpha, beta, k)
 
     def forward(self, x):
         return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
@@ -120,6 +142,9 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True):
         super().__init__()
+        op = type(self).__name__
+        num_features = integer(op, "num_features", num_features, 1)
+        batch_norm_arguments(op, momentum, eps)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(np.ones(num_features, dtype=np.float32)) if affine else None
         self.bias = Parameter(np.zeros(num_features, dtype=np.float32)) if affine else None
@@ -163,9 +188,7 @@ class BatchNorm2d(_BatchNorm):
 class Dropout(Module):
     def __init__(self, p=0.5):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
-        self.p = p
+        self.p = real("Dropout", "p", p, 0, 1)
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)
