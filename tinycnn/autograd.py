@@ -32,14 +32,15 @@ class Function:
     ``self`` during ``forward``. ``backward`` may skip (return None for) an input whose
     ``needs_input_grad(i)`` is False, as PyTorch's ``ctx.needs_input_grad``.
 
-    ``saved_inputs`` lists the indices of the inputs whose values ``backward`` reads
-    (None: all of them), ``saves_outputs`` says whether it reads the outputs; those
-    tensors must not change in place between forward and backward.
+    ``saved_inputs`` lists the indices of the inputs whose values ``backward`` reads,
+    ``saves_outputs`` says whether it reads the outputs; backward raises if one of those
+    tensors changed in place since forward. The defaults (every input, the outputs too)
+    are the safe choice for a Function that declares nothing.
     """
 
     generation = 0
     _needs_input_grad = None
-    saved_inputs = None
+    saved_inputs = None     # None: all inputs
     saves_outputs = True
 
     def needs_input_grad(self, index):
