@@ -1,6 +1,7 @@
 """The tinycnn command line and the examples' --help."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import tinycnn
 from tinycnn.cli import dataset_name, main, parse_options
 from tinycnn.train import read_checkpoint
 
@@ -216,3 +218,100 @@ def test_every_example_and_the_module_answer_help():
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO)
         assert result.returncode == 0, (command, result.stderr)
         assert "usage:" in result.stdout
+
+
+# ----- bad inputs: one line, before any data is read -------------------------------------------
+def refuse_data(monkeypatch):
+    """Make reading a dataset fail the test: the checks must come first."""
+    def load_split(*args, **kwargs):
+        raise AssertionError("the dataset was read before the command line was checked")
+    monkeypatch.setattr("tinycnn.cli.load_split", load_split)
+
+
+def test_damaged_checkpoints_give_one_line_naming_the_file(tmp_path, capsys):
+    good = tmp_path / "good.npz"
+    tinycnn.save({"model": {"w": np.arange(100.0)}, "meta": {"model": "lenet"}}, good)
+    damaged = {"empty.npz": b"", "truncated.npz": good.read_bytes()[:-40], "text.npz": b"not a checkpoint",
+               "crc.npz": good.read_bytes().replace(np.arange(100.0).tobytes()[8:16], b"\xff" * 8)}
+    for name, data in damaged.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        for command in (["evaluate", "--checkpoint", str(path)], ["predict", "x.png", "--checkpoint", str(path)],
+                        ["train", "--resume", str(path)]):
+            code, _, err = run(command, capsys)
+            assert_one_line_error(code, err, str(path))
+    code, _, err = run(["evaluate", "--checkpoint", str(tmp_path)], capsys)
+    assert_one_line_error(code, err, str(tmp_path), "is a folder")
+
+
+def test_sizes_are_checked_by_argparse(capsys):
+    for command, option in ((["evaluate", "--checkpoint", "c.npz", "--batch-size", "0"], "--batch-size"),
+                            (["evaluate", "--checkpoint", "c.npz", "--limit", "-3"], "--limit"),
+                            (["train", "--epochs", "0"], "--epochs"), (["train", "--batch-size", "x"], "--batch-size"),
+                            (["predict", "x.png", "--checkpoint", "c.npz", "--top", "0"], "--top"),
+                            (["predict", "x.png", "--checkpoint", "c.npz", "--top", "-1"], "--top"),
+                            (["summary", "lenet", "--num-classes", "0"], "--num-classes")):
+        code, _, err = run(command, capsys)
+        assert code == 2 and "Traceback" not in err
+        assert f"argument {option}: expected a positive int" in err.strip().splitlines()[-1]
+
+
+def test_model_out_and_device_are_checked_before_the_data(tmp_path, data_dir, capsys, monkeypatch):
+    refuse_data(monkeypatch)
+    code, _, err = run(["train", "--model", "nosuchnet", "--dataset", "mnist"], capsys)
+    assert_one_line_error(code, err, "unknown model 'nosuchnet'")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    code, _, err = run(train_command(a_file / "run"), capsys)
+    assert_one_line_error(code, err, f"--out {a_file / 'run'} is under the file {a_file}")
+    code, _, err = run(train_command(a_file), capsys)
+    assert_one_line_error(code, err, f"--out {a_file} is a file")
+    monkeypatch.setattr("tinycnn.cuda.is_available", lambda: False)
+    code, _, err = run(train_command(tmp_path / "run", "lenet", "--device", "cuda"), capsys)
+    assert_one_line_error(code, err, "--device cuda: no usable CUDA GPU")
+
+
+def test_a_resumed_run_continues_in_the_folder_of_its_checkpoint(tmp_path, data_dir, capsys):
+    original = tmp_path / "run"
+    assert run(train_command(original, "lenet"), capsys)[0] == 0
+    before = {path: path.read_bytes() for path in original.rglob("*") if path.is_file()}
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+
+    # --epochs is the total (Keras's epochs with initial_epoch): 1 epoch is done already
+    for extra in ([], ["--epochs", "1"]):
+        code, _, err = run(["train", "--resume", str(copy / "checkpoints" / "last.npz"), *extra], capsys)
+        assert_one_line_error(code, err, "has done 1 epochs", "--epochs 2")
+
+    code, _, _ = run(["train", "--resume", str(copy / "checkpoints" / "last.npz"), "--epochs", "2",
+                      "--no-progress"], capsys)
+    assert code == 0
+    assert read_checkpoint(copy / "checkpoints" / "last.npz")["epoch"] == 2
+    assert json.loads((copy / "history.json").read_text())["epoch"] == [1, 2]
+    # the original run folder, whose path the checkpoint records, is left as it was
+    assert {path: path.read_bytes() for path in original.rglob("*") if path.is_file()} == before
+
+
+def test_predict_clips_top_and_checkpoint_mismatches_are_one_line(tmp_path, data_dir, capsys, monkeypatch):
+    out = tmp_path / "run"
+    assert run(train_command(out, "lenet"), capsys)[0] == 0
+    last = out / "checkpoints" / "last.npz"
+    image_path = tmp_path / "digit.png"
+    Image.fromarray(np.full((28, 28), 200, dtype=np.uint8)).save(image_path)
+    code, stdout, _ = run(["predict", str(image_path), "--checkpoint", str(last), "--top", "50"], capsys)
+    assert code == 0 and stdout.count("%") == 10  # all ten classes, none dropped
+
+    state = read_checkpoint(last)
+    state["meta"]["classes"] = state["meta"]["classes"][:5]  # a 5-class LeNet cannot take 10-class weights
+    wrong = tmp_path / "wrong.npz"
+    tinycnn.save(state, wrong)
+    for command in (["evaluate", "--checkpoint", str(wrong)], ["predict", str(image_path), "--checkpoint", str(wrong)]):
+        code, _, err = run(command, capsys)
+        assert_one_line_error(code, err, str(wrong), "weights do not fit")
+
+    refuse_data(monkeypatch)
+    monkeypatch.setattr("tinycnn.cuda.is_available", lambda: False)
+    code, _, err = run(["evaluate", "--checkpoint", str(last), "--device", "cuda"], capsys)
+    assert_one_line_error(code, err, "--device cuda: no usable CUDA GPU")
+    code, _, err = run(["evaluate", "--checkpoint", str(last), "--out", str(image_path / "eval")], capsys)
+    assert_one_line_error(code, err, f"is under the file {image_path}")

@@ -15,24 +15,29 @@ checkpoint stores the model name and options, the dataset and the preprocessing,
 so ``evaluate`` and ``predict`` rebuild everything from the checkpoint alone.
 
 Mistakes on the command line (an unknown model or dataset, a model that does not
-fit the dataset's images, a missing checkpoint) print one line on stderr and
-exit with status 2.
+fit the dataset's images, a missing or damaged checkpoint, an ``--out`` that cannot
+be a folder, ``--device cuda`` without a usable GPU) print one line on stderr and
+exit with status 2, before any data is read where they can be found that early.
+
+``train --resume CHECKPOINT`` continues the run in the folder holding that
+checkpoint (``runs/x`` for ``runs/x/checkpoints/last.npz``), or in ``--out``;
+``--epochs`` is the total to reach, as Keras's ``epochs`` with ``initial_epoch``,
+so it must be more than the epochs the checkpoint has done.
 """
 import argparse
-import ast
 import os
 import sys
 
 import numpy as np
 
+from .cli_setup import (DATASET_NAMES, OPTIMIZERS, SCHEDULES, CLIError, _model_by_name, _shape_text,
+                        augmentation, build_model, canonical_model_name, check_device, check_folder, dataset_name,
+                        load_split, load_weights, make_optimizer, make_schedule, model_from_checkpoint, parse_options,
+                        positive_int, preprocessing_from, preprocessing_of, read_checkpoint_or_fail, transform_of)
+
 USAGE_ERROR = 2
 INTERRUPTED = 130  # the shell's code for a process stopped by ctrl+c
 
-DATASET_ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10",
-                   "cifar-100": "cifar100", "tinyimagenet": "tiny-imagenet", "tiny_imagenet": "tiny-imagenet"}
-DATASET_NAMES = ("mnist", "fashion-mnist", "cifar10", "cifar100", "tiny-imagenet", "folder")
-SCHEDULES = ("none", "step", "poly", "cosine", "piecewise")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
 # what `tinycnn train` uses for an option not given (and not in the checkpoint it resumes);
 # one epoch of MiniVGG on Fashion-MNIST takes about 5 minutes on 2 cores (the README's main job)
@@ -47,160 +52,22 @@ TRAIN_DEFAULTS = {
 RESUME_OVERRIDES = {"epochs", "lr", "device", "out", "progress"}
 
 
-class CLIError(Exception):
-    """A mistake in the command line: printed as one line on stderr, exit status 2."""
-
-
-# ----- datasets -----------------------------------------------------------------------
-def dataset_name(name):
-    """The canonical dataset name (``fashion_mnist`` -> ``fashion-mnist``), or CLIError."""
-    canonical = DATASET_ALIASES.get(str(name).lower(), str(name).lower())
-    if canonical not in DATASET_NAMES:
-        raise CLIError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
-    return canonical
-
-
-def load_split(name, split, root=None, limit=None, seed=0, download=False):
-    """The ``"train"`` or ``"test"`` split of a dataset (Tiny ImageNet's test split is its labelled val).
-
-    ``limit`` keeps a random subset of that many images (the same one for a given seed);
-    ``download`` fetches a missing official dataset.
-    """
-    from . import data
-
-    train = split == "train"
-    if name == "folder":
-        if root is None:
-            raise CLIError("--dataset folder needs --data-root DIR with DIR/train/<class>/... and DIR/test/<class>/...")
-        folder = os.path.join(root, "train" if train else "test")
-        if not train and not os.path.isdir(folder):
-            folder = os.path.join(root, "val")
-        dataset = data.ImageFolder(folder)
-    elif name == "tiny-imagenet":
-        dataset = data.TinyImageNet(root, split="train" if train else "val", download=download)
-    else:
-        dataset = data.DATASETS[name](root, train=train, download=download)
-    if limit is not None and limit < len(dataset):
-        keep = np.sort(np.random.default_rng([seed, int(train)]).choice(len(dataset), size=limit, replace=False))
-        dataset = data.ArrayDataset(dataset.images[keep], dataset.labels[keep], dataset.classes)
-    return dataset
-
-
-def augmentation(name, image_shape):
-    """The dataset's usual augmentation, as in the course: shifts for digits, crops and flips for photos."""
-    from .data import RandomAffine, RandomCrop, RandomHorizontalFlip
-
-    if name == "mnist":  # no flips: a mirrored digit is another symbol
-        return [RandomAffine(rotation_range=10, width_shift_range=0.1, height_shift_range=0.1, zoom_range=0.1)]
-    if name == "fashion-mnist":
-        return [RandomAffine(width_shift_range=0.1, height_shift_range=0.1, horizontal_flip=True)]
-    if name == "tiny-imagenet":  # DeeperGoogLeNet's ImageDataGenerator settings
-        return [RandomAffine(rotation_range=18, zoom_range=0.15, width_shift_range=0.2, height_shift_range=0.2,
-                             shear_range=0.15, horizontal_flip=True)]
-    size = tuple(image_shape[1:])
-    return [RandomCrop(size, padding=max(1, size[0] // 8)), RandomHorizontalFlip()]
-
-
-def preprocessing_of(train_set):
-    """Scale pixels to [0, 1] and subtract the training set's per-channel means (stored in checkpoints)."""
-    from .data import channel_means
-    return {"scale": "1/255", "mean": (channel_means(train_set) / 255).astype(np.float32)}
-
-
-def transform_of(preprocessing, augment=()):
-    """Augmentation (on uint8 images), then ToFloat and the mean subtraction."""
-    from .data import Compose, MeanSubtract, ToFloat
-    return Compose(list(augment) + [ToFloat(), MeanSubtract(np.asarray(preprocessing["mean"], dtype=np.float32))])
-
-
-# ----- models ---------------------------------------------------------------------------
-def build_model(name, num_classes, image_shape, options=None):
-    """``tinycnn.models.get(name, ...)``, adapted to the dataset's image shape where the builder allows.
-
-    Raises CLIError for an unknown model or one whose input does not fit ``image_shape``.
-    """
-    from . import models
-    from .tensor import Tensor, no_grad
-
-    name = canonical_model_name(name)
-    options = {key: tuple(value) if isinstance(value, list) else value for key, value in (options or {}).items()}
-    image_shape = tuple(int(s) for s in image_shape)
-    accepted = builder_parameters(name)
-    if "input_shape" in accepted:
-        options.setdefault("input_shape", image_shape)
-    else:
-        if "in_channels" in accepted:
-            options.setdefault("in_channels", image_shape[0])
-        if "input_size" in accepted and image_shape[1] == image_shape[2]:
-            options.setdefault("input_size", image_shape[1])
-    try:
-        model = models.get(name, num_classes=num_classes, **options)
-    except (TypeError, ValueError) as error:
-        raise CLIError(f"cannot build {name!r} with options {options}: {error}") from None
-    expected = tuple(getattr(model, "input_shape", image_shape))
-    if expected != image_shape:
-        try:  # some models (global pooling) take other sizes: try one image
-            model.eval()
-            with no_grad():
-                model(Tensor(np.zeros((1, *image_shape), dtype=np.float32)))
-            model.train()
-        except (ValueError, TypeError) as error:
-            raise CLIError(f"model {name!r} takes {_shape_text(expected)} images, the dataset has "
-                           f"{_shape_text(image_shape)} ({error})") from None
-        print(f"note: {name} was designed for {_shape_text(expected)} images; "
-              f"running it on {_shape_text(image_shape)}", file=sys.stderr)
-    return model
-
-
-def canonical_model_name(name):
-    """The registered name for ``name`` (case and aliases resolved), or CLIError."""
-    from . import models
-    try:
-        return models.resolve(name)
-    except ValueError:
-        raise CLIError(f"unknown model {name!r}; available: {', '.join(models.available())}") from None
-
-
-def builder_parameters(name):
-    """Names of the keyword arguments the model's builder accepts."""
-    import inspect
-    from .models import registry
-    return set(inspect.signature(registry._builders[canonical_model_name(name)]).parameters)
-
-
-def _shape_text(shape):
-    return "x".join(str(s) for s in shape)
-
-
-def model_from_checkpoint(checkpoint, path):
-    """Rebuild the trained model (weights loaded) from the facts a checkpoint stores."""
-    meta = checkpoint.get("meta") or {}
-    if "model" not in meta or "input_shape" not in meta:
-        raise CLIError(f"{path}: the checkpoint does not name its model (write checkpoints with `tinycnn train`)")
-    classes = list(meta.get("classes") or [])
-    model = build_model(meta["model"], len(classes), meta["input_shape"], meta.get("model_options"))
-    model.load_state_dict(checkpoint["model"])
-    return model, meta, classes
-
-
-def read_checkpoint_or_fail(path):
-    from .train import read_checkpoint
-    try:
-        return read_checkpoint(path)
-    except (FileNotFoundError, ValueError) as error:
-        raise CLIError(str(error)) from None
-
-
 # ----- train ----------------------------------------------------------------------------
-def train_config(args):
-    """The run's settings: the command line over the resumed checkpoint's settings over TRAIN_DEFAULTS."""
+def train_config(args, checkpoint=None):
+    """The run's settings: the command line over the resumed checkpoint's settings over TRAIN_DEFAULTS.
+
+    ``checkpoint`` is what ``--resume`` names, when the caller has read it already.
+    """
     given = {key: value for key, value in vars(args).items() if key in TRAIN_DEFAULTS and value is not None}
     if "model_options" in given:
         given["model_options"] = parse_options(given["model_options"])
     if not args.resume:
         config = {**TRAIN_DEFAULTS, **given}
     else:
-        saved = dict((read_checkpoint_or_fail(args.resume).get("meta") or {}).get("config") or {})
+        if checkpoint is None:
+            checkpoint = read_checkpoint_or_fail(args.resume)
+        saved = (checkpoint.get("meta") or {}).get("config") if isinstance(checkpoint.get("meta"), dict) else None
+        saved = dict(saved) if isinstance(saved, dict) else {}
         if not saved:
             raise CLIError(f"{args.resume}: the checkpoint holds no training settings (write it with `tinycnn train`)")
         for key, value in given.items():
@@ -209,7 +76,9 @@ def train_config(args):
                                f"{saved.get(key)!r}; only {', '.join(sorted(RESUME_OVERRIDES))} may change")
         config = {**TRAIN_DEFAULTS, **saved, **{k: v for k, v in given.items() if k in RESUME_OVERRIDES}}
         if "lr" in given:
-            config["lr"] = saved["lr"]  # the optimizer is rebuilt as it was; the new lr applies from the resume
+            config["lr"] = saved.get("lr", TRAIN_DEFAULTS["lr"])  # the optimizer is rebuilt as it was
+        # the folder of the checkpoint resumed (maybe a copy), never the path recorded in it
+        config["out"] = given.get("out") or run_folder_of(args.resume)
     config["dataset"] = dataset_name(config["dataset"])
     config["out"] = config["out"] or os.path.join("runs", f"{config['model']}_{config['dataset']}")
     for key in ("epochs", "batch_size", "checkpoint_every"):
@@ -220,7 +89,23 @@ def train_config(args):
     if config["schedule"] == "piecewise" and not (config["boundaries"] and config["values"]):
         raise CLIError("--schedule piecewise needs --boundaries and --values, e.g. "
                        "--boundaries 20 30 --values 1e-3 1e-4 1e-5")
+    if args.resume:
+        done = epochs_done(checkpoint, args.resume)
+        if int(config["epochs"]) <= done:
+            raise CLIError(f"{args.resume} has done {done} epochs; --epochs is the total to reach (as Keras's "
+                           f"epochs with initial_epoch), so pass --epochs {done + 1} or more to train further")
     return config
+
+
+def epochs_done(checkpoint, path):
+    """The epochs a checkpoint has completed (a partly done epoch does not count)."""
+    try:
+        done = int(checkpoint.get("epoch") or 0)
+    except (TypeError, ValueError):
+        done = -1
+    if done < 0:
+        raise CLIError(f"{path}: the checkpoint's epoch {checkpoint.get('epoch')!r} is not a count of epochs")
+    return done
 
 
 def _differs(given, saved):
@@ -237,54 +122,16 @@ def _plain(value):
     return value
 
 
-def parse_options(pairs):
-    """``["aux=False", "widths=(32, 64)"]`` -> ``{"aux": False, "widths": (32, 64)}`` (Python literals or text)."""
-    options = {}
-    for pair in pairs:
-        if isinstance(pair, dict):
-            options.update(pair)
-            continue
-        key, sep, text = str(pair).partition("=")
-        if not sep or not key.isidentifier():
-            raise CLIError(f"--model-option expects KEY=VALUE, got {pair!r}")
-        try:
-            options[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            options[key] = text
-    return options
-
-
-def make_optimizer(config, parameters):
-    from . import optim
-    name, lr, decay = config["optimizer"], float(config["lr"]), float(config["weight_decay"])
-    if name == "sgd":
-        return optim.SGD(parameters, lr=lr, momentum=float(config["momentum"]), nesterov=bool(config["nesterov"]),
-                         weight_decay=decay)
-    if name == "rmsprop":
-        return optim.RMSprop(parameters, lr=lr, momentum=float(config["momentum"]), weight_decay=decay)
-    return (optim.Adam if name == "adam" else optim.AdamW)(parameters, lr=lr, weight_decay=decay)
-
-
-def make_schedule(config, optimizer):
-    from . import optim
-    name, epochs = config["schedule"], int(config["epochs"])
-    if name == "none":
-        return None
-    if name == "step":
-        return optim.StepDecay(optimizer, step_size=int(config["step_size"]), gamma=float(config["gamma"]))
-    if name == "poly":
-        return optim.PolynomialDecay(optimizer, max_epochs=epochs, power=float(config["power"]))
-    if name == "cosine":
-        return optim.CosineAnnealing(optimizer, T_max=epochs)
-    return optim.PiecewiseConstant(optimizer, boundaries=config["boundaries"], values=config["values"])
-
-
 def command_train(args):
     from .data import DataLoader
     from .random import manual_seed
     from .train import CSVLogger, ModelCheckpoint, TrainingMonitor, fit
 
-    config = train_config(args)
+    checkpoint = read_checkpoint_or_fail(args.resume) if args.resume else None
+    config = train_config(args, checkpoint)
+    canonical_model_name(config["model"])  # an unknown model fails before the dataset is decoded
+    check_device(config["device"])
+    check_folder(config["out"])
     train_set = load_split(config["dataset"], "train", config["data_root"], config["limit"], config["seed"],
                            args.download)
     test_set = load_split(config["dataset"], "test", config["data_root"], config["limit"], config["seed"],
@@ -292,6 +139,8 @@ def command_train(args):
     image_shape = tuple(train_set.images.shape[1:])
     manual_seed(int(config["seed"]))
     model = build_model(config["model"], len(train_set.classes), image_shape, config["model_options"])
+    if checkpoint is not None:
+        load_weights(model, checkpoint, args.resume)  # a mismatch is one line here, not a traceback in fit
     model.to(config["device"])
     preprocessing = preprocessing_of(train_set)
     augment = augmentation(config["dataset"], image_shape) if config["augment"] else []
@@ -314,7 +163,7 @@ def command_train(args):
     print(f"Training {config['model']} on {config['dataset']} ({len(train_set)} images, "
           f"test {len(test_set)}) for {config['epochs']} epochs; run folder {out}", flush=True)
     history = fit(model, train_loader, test_loader, optimizer=optimizer, epochs=int(config["epochs"]),
-                  callbacks=callbacks, schedule=schedule, resume=args.resume,
+                  callbacks=callbacks, schedule=schedule, resume=checkpoint,
                   lr=args.lr if args.resume else None, verbose=1 if config["progress"] else 2,
                   preprocessing=preprocessing, meta=meta, resume_command="tinycnn train --resume {path}")
     if history.interrupted:
@@ -349,18 +198,23 @@ def command_evaluate(args):
     from .train import predict
 
     checkpoint = read_checkpoint_or_fail(args.checkpoint)
+    check_device(args.device)
+    out = args.out or run_folder_of(args.checkpoint)
+    check_folder(out)
     model, meta, classes = model_from_checkpoint(checkpoint, args.checkpoint)
+    preprocessing = preprocessing_from(checkpoint, args.checkpoint)
     model.to(args.device)
     name = dataset_name(args.dataset or meta.get("dataset"))
-    root = args.data_root if args.data_root is not None else (meta.get("config") or {}).get("data_root")
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    root = args.data_root if args.data_root is not None else config.get("data_root")
     test_set = load_split(name, "test", root, args.limit, seed=0, download=args.download)
     if tuple(test_set.images.shape[1:]) != tuple(meta["input_shape"]) or len(test_set.classes) != len(classes):
         raise CLIError(f"the checkpoint's model takes {_shape_text(meta['input_shape'])} images in {len(classes)} "
                        f"classes; {name} has {_shape_text(test_set.images.shape[1:])} in {len(test_set.classes)}")
-    loader = DataLoader(test_set, batch_size=args.batch_size, transform=transform_of(checkpoint["preprocessing"]),
+    loader = DataLoader(test_set, batch_size=args.batch_size, transform=transform_of(preprocessing),
                         device=args.device)
     scores, labels = predict(model, loader)
-    write_report(scores, labels, classes, args.out or run_folder_of(args.checkpoint))
+    write_report(scores, labels, classes, out)
     return 0
 
 
@@ -380,7 +234,8 @@ def command_predict(args):
     model, meta, classes = model_from_checkpoint(checkpoint, args.checkpoint)
     model.eval()
     channels, height, width = meta["input_shape"]
-    transform = transform_of(checkpoint["preprocessing"])
+    transform = transform_of(preprocessing_from(checkpoint, args.checkpoint))
+    top_count = min(args.top, len(classes))  # --top above the number of classes shows them all
     for path in args.images:
         if not os.path.isfile(path):
             raise CLIError(f"image {path!r} does not exist")
@@ -394,7 +249,7 @@ def command_predict(args):
         with no_grad():
             probabilities = softmax(model(Tensor(batch)), axis=1)
         probabilities = probabilities.numpy()[0]
-        top = np.argsort(-probabilities, kind="stable")[:args.top]
+        top = np.argsort(-probabilities, kind="stable")[:top_count]
         print(f"{path}: " + ", ".join(f"{classes[k]} {probabilities[k]:.1%}" for k in top))
     return 0
 
@@ -408,15 +263,6 @@ def command_summary(args):
         model = _model_by_name(args.model, args.num_classes, options)
     print(summary(model, args.input_shape))
     return 0
-
-
-def _model_by_name(name, num_classes, options):
-    from . import models
-    name = canonical_model_name(name)
-    try:
-        return models.get(name, num_classes=num_classes, **options)
-    except (TypeError, ValueError) as error:
-        raise CLIError(f"cannot build {name!r} with options {options}: {error}") from None
 
 
 def command_datasets(args):
@@ -446,17 +292,17 @@ def build_parser():
     evaluate.add_argument("--checkpoint", required=True, help="a .npz written by `tinycnn train`")
     evaluate.add_argument("--dataset", help="default: the dataset the checkpoint was trained on")
     evaluate.add_argument("--data-root", help="folder holding the dataset (else the usual search, see `datasets`)")
-    evaluate.add_argument("--limit", type=int, help="evaluate on a random subset of this many test images")
+    evaluate.add_argument("--limit", type=positive_int, help="evaluate on a random subset of this many test images")
     evaluate.add_argument("--download", action="store_true", help="download the dataset if it is missing")
-    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--batch-size", type=positive_int, default=256)
     evaluate.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     evaluate.add_argument("--out", help="where report.txt and confusion_matrix.png go (default: the run folder)")
     evaluate.set_defaults(run=command_evaluate)
 
     summary = commands.add_parser("summary", help="layer table of a model: shapes, parameters, MACs")
     summary.add_argument("model")
-    summary.add_argument("--input-shape", type=int, nargs=3, metavar=("C", "H", "W"))
-    summary.add_argument("--num-classes", type=int, help="default: the builder's")
+    summary.add_argument("--input-shape", type=positive_int, nargs=3, metavar=("C", "H", "W"))
+    summary.add_argument("--num-classes", type=positive_int, help="default: the builder's")
     summary.add_argument("--model-option", "-o", action="append", metavar="KEY=VALUE")
     summary.set_defaults(run=command_summary)
 
@@ -467,7 +313,8 @@ def build_parser():
     predict = commands.add_parser("predict", help="classify image files with a trained checkpoint")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--checkpoint", required=True)
-    predict.add_argument("--top", type=int, default=5, help="how many classes to show")
+    predict.add_argument("--top", type=positive_int, default=5,
+                         help="how many classes to show (default 5; more than the classes shows them all)")
     predict.set_defaults(run=command_predict)
     return parser
 
@@ -479,8 +326,8 @@ def add_train_arguments(parser):
                         help="an option of the model builder, e.g. -o dropout=0.3 (repeatable)")
     parser.add_argument("--dataset", help=f"{', '.join(DATASET_NAMES)} (default {d['dataset']})")
     parser.add_argument("--data-root", help="folder holding the dataset (else the usual search, see `datasets`)")
-    parser.add_argument("--epochs", type=int, help=f"total epochs (default {d['epochs']})")
-    parser.add_argument("--batch-size", type=int, help=f"default {d['batch_size']}")
+    parser.add_argument("--epochs", type=positive_int, help=f"total epochs (default {d['epochs']})")
+    parser.add_argument("--batch-size", type=positive_int, help=f"default {d['batch_size']}")
     parser.add_argument("--lr", type=float, help=f"learning rate (default {d['lr']}); with --resume, the new lr "
                                                  "from the resumed epoch on")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d['optimizer']}")
@@ -488,15 +335,15 @@ def add_train_arguments(parser):
     parser.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (SGD)")
     parser.add_argument("--weight-decay", type=float, help=f"default {d['weight_decay']}")
     parser.add_argument("--schedule", choices=SCHEDULES, help=f"lr schedule per epoch (default {d['schedule']})")
-    parser.add_argument("--step-size", type=int, help=f"step: epochs between drops (default {d['step_size']})")
+    parser.add_argument("--step-size", type=positive_int, help=f"step: epochs between drops (default {d['step_size']})")
     parser.add_argument("--gamma", type=float, help=f"step: factor at each drop (default {d['gamma']})")
     parser.add_argument("--power", type=float, help=f"poly: the power (default {d['power']}, a straight line)")
     parser.add_argument("--boundaries", type=int, nargs="+", help="piecewise: epochs where the lr changes")
     parser.add_argument("--values", type=float, nargs="+", help="piecewise: the lrs, one more than boundaries")
     parser.add_argument("--augment", action="store_true", default=None, help="random shifts/crops/flips")
-    parser.add_argument("--limit", type=int, help="use a random subset of this many images per split (quick runs)")
+    parser.add_argument("--limit", type=positive_int, help="use a random subset of this many images per split (quick runs)")
     parser.add_argument("--seed", type=int, help=f"weights, order and augmentation (default {d['seed']})")
-    parser.add_argument("--checkpoint-every", type=int, help=f"epochs between checkpoints (default "
+    parser.add_argument("--checkpoint-every", type=positive_int, help=f"epochs between checkpoints (default "
                                                               f"{d['checkpoint_every']})")
     parser.add_argument("--device", choices=("cpu", "cuda"), help=f"default {d['device']}")
     parser.add_argument("--out", help="run folder (default runs/MODEL_DATASET)")
@@ -521,8 +368,8 @@ def main(argv=None):
 
 
 # ----- recipes (the examples/ scripts) -------------------------------------------------------
-RECIPE_OVERRIDES = (("epochs", int), ("batch_size", int), ("lr", float), ("limit", int), ("seed", int),
-                    ("device", str), ("out", str), ("data_root", str))
+RECIPE_OVERRIDES = (("epochs", positive_int), ("batch_size", positive_int), ("lr", float),
+                    ("limit", positive_int), ("seed", int), ("device", str), ("out", str), ("data_root", str))
 
 
 def run_recipe(recipe, description, argv=None, experiments=None):

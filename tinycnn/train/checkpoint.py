@@ -102,6 +102,8 @@ def read_checkpoint(path, max_bytes=None):
     path. ``max_bytes`` is passed to ``tinycnn.load``.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path!r} is a folder, not a .npz file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path!r} does not exist")
     state = load(path, max_bytes=max_bytes)
