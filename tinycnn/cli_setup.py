@@ -254,6 +254,7 @@ def model_from_checkpoint(checkpoint, path):
 
 
 def load_weights(model, checkpoint, path):
+    """Load the checkpoint's weights into ``model``, or CLIError naming the file."""
     try:
         model.load_state_dict(checkpoint["model"])
     except (KeyError, ValueError, TypeError) as error:
