@@ -12,6 +12,7 @@ import pytest
 import tinycnn
 import tinycnn.functions as F
 from tinycnn.config import WorkspaceWarning, parse_bytes
+from tinycnn.functions import conv as conv_module
 
 
 @pytest.fixture
@@ -79,13 +80,15 @@ def convolve(x, w, **kwargs):
 
 @pytest.mark.parametrize("channels, kwargs, layout", [
     (16, dict(padding=1), "Winograd"), (16, dict(stride=2), "im2row"), (3, dict(padding=1), "im2col")])
-def test_one_image_over_the_limit_warns_once_and_is_still_right(restore_limit, channels, kwargs, layout):
+def test_one_image_over_the_limit_warns_once_and_is_still_right(restore_limit, monkeypatch, channels, kwargs,
+                                                                 layout):
+    monkeypatch.setattr(conv_module, "_warned", set())      # nothing warned yet in this process
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, channels, 20, 20))
     w = rng.standard_normal((8, channels, 3, 3))
     expected, none = convolve(x, w, **kwargs)
     assert none == []                                   # the default limit holds one image
-    limit = 4096 + channels + len(layout)               # a limit no other test uses: warned anew
+    limit = 4096
     tinycnn.set_workspace_limit(limit)
     y, caught = convolve(x, w, **kwargs)
     assert len(caught) == 1

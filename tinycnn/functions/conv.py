@@ -302,7 +302,7 @@ class Conv2d(WinogradConv, Function):
             return gx, gw, gb
         xp = get_array_module(gy)
         gy = xp.ascontiguousarray(gy)
-        self.winograd = self.winograd and self._winograd_fits_backward(gy)
+        self.winograd = self.winograd and self._winograd_fits_backward(gy, need_gx, need_gw)
         if self._uses_winograd():
             return self._backward_winograd(gy, need_gx, need_gw)
         if self._uses_rows():

@@ -47,19 +47,22 @@ def winograd_fits(dtype, terms, *maxima):
 
 class WinogradConv:
     """The Winograd methods of conv.Conv2d, which sets self.x, self.weight, self.padding,
-    self.oh, self.ow and self.has_bias, and provides _map_chunks."""
+    self.oh, self.ow and self.has_bias, and provides _map_chunks. Conv2d takes this path only
+    when ``_winograd_fits_forward`` (and in backward ``_winograd_fits_backward``) says the
+    transforms cannot overflow (see the module docstring)."""
 
     def _winograd_fits_forward(self):
         """Checks the input and weight (see the module docstring) and keeps their maxima."""
         self.x_max, self.w_max = max_abs(self.x), max_abs(self.weight)
         return winograd_fits(self.x.dtype, self.x.shape[1], self.x_max, self.w_max)
 
-    def _winograd_fits_backward(self, gy):
-        """Checks gy for both gradients: gx sums OC terms of gy * w, gw one per tile of x * gy."""
+    def _winograd_fits_backward(self, gy, need_gx, need_gw):
+        """Checks gy for the gradients asked for: gx sums OC terms of gy * w, gw one per tile of
+        x * gy."""
         th, tw = self._tile_grid()
         gy_max, oc, tiles = max_abs(gy), self.weight.shape[0], self.x.shape[0] * th * tw
-        return (winograd_fits(gy.dtype, oc, gy_max, self.w_max)
-                and winograd_fits(gy.dtype, tiles, gy_max, self.x_max))
+        return ((not need_gx or winograd_fits(gy.dtype, oc, gy_max, self.w_max))
+                and (not need_gw or winograd_fits(gy.dtype, tiles, gy_max, self.x_max)))
 
     def _tile_grid(self):
         """(th, tw): Winograd's 4x4 output tiles per image, down and across."""
