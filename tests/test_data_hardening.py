@@ -410,3 +410,9 @@ def test_cifar_member_over_the_limit_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=rf"data_batch_1: the archive member would take "
                                          rf"{len(members['data_batch_1'])} bytes, more than the limit"):
         CIFAR10(root=tmp_path)
+    write_folder(tmp_path / "folder" / "cifar-10-batches-py", members)
+    with pytest.raises(ValueError, match=rf"folder/cifar-10-batches-py/data_batch_1: the CIFAR pickle would take "
+                                         rf"{len(members['data_batch_1'])} bytes, more than the limit"):
+        CIFAR10(root=tmp_path / "folder")
+    monkeypatch.setattr(formats, "MAX_DECODED_BYTES", len(members["data_batch_1"]))
+    assert len(CIFAR10(root=tmp_path / "folder", cache=False)) == 20

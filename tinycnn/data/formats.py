@@ -23,6 +23,7 @@ over twice that), which you can raise the same way.
     array([7, 0, 9], dtype=uint8)
 """
 import gzip
+import io
 import math
 import os
 import re
@@ -117,17 +118,13 @@ def _read_idx(file, path, magic, limit):
     return data.reshape(shape)
 
 
-def load_cifar_pickle(file, where, max_bytes=None):
-    """Unpickle one CIFAR batch from an open binary ``file`` (``where`` names it in errors).
+def load_cifar_pickle(data, where):
+    """Unpickle one CIFAR batch from its bytes ``data`` (``where`` names it in errors).
 
     Read with tinycnn.data.safe_pickle, so nothing in the file runs; Python 2's batches
     (strings as bytes) and ``pickle.dump`` of Python 3 (protocols 2 to 5) are both read.
     The str keys of a re-saved batch become bytes, as in the official files.
     """
-    limit = _limit(max_bytes)
-    data = file.read(limit + 1)
-    if len(data) > limit:
-        raise _too_big(where, "the CIFAR pickle", f"over {limit}", limit)
     batch = load_pickle(data, where, "CIFAR pickle")
     if isinstance(batch, dict):
         batch = {key.encode() if isinstance(key, str) else key: value for key, value in batch.items()}
@@ -147,8 +144,9 @@ def read_cifar_members(source, folder, names, max_bytes=None):
             path = source / name
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: CIFAR file missing from {source}")
-            with open(path, "rb") as file:
-                members[name] = (str(path), load_cifar_pickle(file, path, max_bytes))
+            if path.stat().st_size > _limit(max_bytes):
+                raise _too_big(path, "the CIFAR pickle", path.stat().st_size, _limit(max_bytes))
+            members[name] = (str(path), load_cifar_pickle(path.read_bytes(), path))
         return members
     return _read_tar_members(source, folder, names, _limit(max_bytes))
 
@@ -164,7 +162,7 @@ def _read_tar_members(archive, folder, names, limit):
                     where = f"{archive}:{member.name}"
                     if member.size > limit:  # the size comes from the member's header: refuse before reading
                         raise _too_big(where, "the archive member", member.size, limit)
-                    members[name] = (where, load_cifar_pickle(tar.extractfile(member), where, limit))
+                    members[name] = (where, load_cifar_pickle(tar.extractfile(member).read(), where))
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
         raise ValueError(f"{archive}: corrupt or truncated archive ({error})") from None
     missing = [f"{folder}/{name}" for name in names if name not in members]
@@ -239,16 +237,21 @@ def read_image(path, mode="RGB", size=None):
     Anything Pillow cannot decode, or refuses as a decompression bomb, is a ValueError
     naming the file.
     """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    if path.stat().st_size > MAX_DECODED_BYTES:
+        raise _too_big(path, "the image file", path.stat().st_size, MAX_DECODED_BYTES)
+    # Pillow reads from memory: a damaged length field cannot make a file read allocate gigabytes
+    content = io.BytesIO(path.read_bytes())
     try:
-        with Image.open(path) as image:
+        with Image.open(content) as image:
             if image.mode in _WIDE_MODES:
                 image = Image.fromarray(_to_8bit(np.asarray(image), image.mode, path))
             image = image.convert(mode)
             if size is not None and image.size != (size[1], size[0]):
                 image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             array = np.asarray(image)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: file not found") from None
     except (MemoryError, _ModeError):
         raise
     except Exception as error:  # Pillow's errors are of many types: OSError, DecompressionBombError, ...

@@ -18,7 +18,8 @@ matches, an archive is extracted into a temporary folder renamed once complete, 
 cache entry is written through temporary files. Errors: ``ConnectionError`` (no
 download possible: it says which file to fetch and where to put it), ``ValueError``
 (a checksum mismatch, a corrupt archive or member, naming them), ``FileExistsError``
-(an extraction target that is in the way).
+(an extraction target that is in the way), ``OSError`` naming the archive and member
+when the file system refuses a member (disk full, a name it cannot hold).
 
     >>> [location.origin for location in search_locations("cifar10", root="data")][:2]
     ['root', 'root']
@@ -173,7 +174,11 @@ def extract_zip(archive, folder_name, marker, max_bytes=None):
         _extract_all(archive, temporary, max_bytes)
         if not (temporary / folder_name / marker).is_file():
             raise ValueError(f"{archive}: the archive holds no {folder_name}/{marker}")
-        os.rename(temporary / folder_name, target)
+        try:
+            os.rename(temporary / folder_name, target)
+        except OSError:
+            if not (target / marker).is_file():  # else another run finished the same extraction first
+                raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return target
@@ -197,12 +202,19 @@ def _extract_all(archive, destination, max_bytes):
             raise ValueError(f"{archive}: the archive announces {total} bytes of content, more than the limit "
                              f"of {max_bytes} bytes; if it is genuine, raise "
                              f"tinycnn.data.formats.MAX_DECODED_BYTES")
+        size = archive.stat().st_size
         for member in tqdm(members, desc=f"extracting {archive.name}"):
+            if not 0 <= member.header_offset < size:
+                raise ValueError(f"{archive}: member {member.filename} is corrupt (its data would start at "
+                                 f"byte {member.header_offset} of a {size}-byte file)")
             try:
                 zip_file.extract(member, destination)  # names with .. or a leading / are made safe
             except _ZIP_ERRORS as error:
                 raise ValueError(f"{archive}: member {member.filename} is corrupt "
                                  f"({type(error).__name__}: {error})") from None
+            except OSError as error:  # e.g. a disk full, or a name this file system refuses
+                raise OSError(error.errno, f"{archive}: cannot extract member {member.filename}: "
+                                           f"{error.strerror or error}") from None
 
 
 def file_signature(paths):
