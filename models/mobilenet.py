@@ -36,6 +36,8 @@ from .xception import init_keras_weights, keras_batch_norm
 class ReLU6Function(Function):
     """min(max(x, 0), 6); the gradient passes where 0 < x < 6."""
 
+    saved_inputs, saves_outputs = (), False         # backward reads only the mask made in forward
+
     def forward(self, x):
         self.mask = (x > 0) & (x < 6)
         return get_array_module(x).clip(x, 0, 6)

@@ -312,6 +312,35 @@ def test_changing_an_input_whose_value_backward_does_not_read_is_fine():
     np.testing.assert_array_equal(weight.grad, np.full((2, 3), 4.0))
 
 
+def test_conv_and_batch_norm_check_what_their_backward_reads():
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.normal(size=(2, 3, 5, 5)))
+    conv = nn.Conv2d(3, 4, 3).to(np.float64)
+    out = conv(x).sum()
+    with tinycnn.no_grad():
+        conv.bias += 1.0                                   # conv's backward never reads the bias
+    out.backward()
+    np.testing.assert_allclose(conv.bias.grad, np.full(4, 9.0 * 2))
+    out = conv(x).sum()
+    with tinycnn.no_grad():
+        conv.weight *= 2.0
+    with pytest.raises(RuntimeError, match=r"Conv2d.backward: .* modified by an inplace operation"):
+        out.backward()
+
+
+def test_batch_norm_eval_backward_uses_the_statistics_of_its_forward():
+    """A training step between an eval forward and its backward moves the running statistics in
+    place; the eval backward still divides by the standard deviation its forward used."""
+    rng = np.random.default_rng(1)
+    bn = nn.BatchNorm2d(3).to(np.float64)
+    bn.running_var[:] = 4.0
+    x = Tensor(rng.normal(size=(2, 3, 4, 4)), requires_grad=True)
+    out = bn.eval()(x).sum()
+    bn.train()(Tensor(10 * rng.normal(size=(2, 3, 4, 4))))
+    out.backward()
+    np.testing.assert_allclose(x.grad, np.full(x.shape, 1 / np.sqrt(4.0 + bn.eps)))
+
+
 def test_a_saved_output_changed_in_place_raises():
     x = Tensor([0.5, 1.0], requires_grad=True)
     y = x.exp()                                        # exp's backward reads its output

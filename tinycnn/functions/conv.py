@@ -92,6 +92,8 @@ class Conv2d(WinogradConv, Function):
     bias alone (zeros without one), the input and weight gradients are zeros.
     """
 
+    saved_inputs, saves_outputs = (0, 1), False     # backward reads x and the weight, never the bias
+
     def __init__(self, stride, padding, dilation, groups):
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 

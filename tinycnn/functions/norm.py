@@ -25,6 +25,7 @@ class BatchNorm(Function):
         self.training, self.eps, self.momentum = training, eps, momentum
         self.running_mean, self.running_var = running_mean, running_var
         self.relu, self.relu_input = relu, relu_input
+        self.saved_inputs, self.saves_outputs = (0, 1), relu    # x, gamma; the output is the fused ReLU's mask
 
     def forward(self, x, gamma, beta):
         self.shape = x.shape
@@ -43,7 +44,8 @@ class BatchNorm(Function):
                 self.running_var *= 1 - m
                 self.running_var += (m * count / (count - 1)) * self.var.astype(self.running_var.dtype)
         else:
-            self.mean, self.var = self.running_mean, self.running_var
+            # copies (C values): a training step before this backward updates the running ones in place
+            self.mean, self.var = self.running_mean.copy(), self.running_var.copy()
             y = kernels.batch_norm_forward_eval(x3, gamma, beta, self.mean.astype(x.dtype),
                                                 self.var.astype(x.dtype), self.eps, self.relu, self.relu_input)
         self.y3 = y if self.relu else None
