@@ -9,8 +9,8 @@
 from .tensor import Tensor, Function, no_grad, enable_grad, is_grad_enabled
 from .random import manual_seed
 from .gradcheck import gradcheck, GradcheckError
-from .io import save, load
-from .config import set_workspace_limit, get_workspace_limit
+from .io import save, load, CheckpointError
+from .config import set_workspace_limit, get_workspace_limit, WorkspaceWarning
 from .scratch import release_scratch, keep_freed_memory
 from .parallel import set_num_threads, get_num_threads
 from . import backend, cuda, functions, nn, optim, data, train, viz
