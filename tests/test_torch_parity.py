@@ -7,6 +7,8 @@ Configurations are drawn by hypothesis with the strategies of test_gradcheck_ops
 Tests of ops backed by tinycnn.kernels run once per CPU implementation (NumPy
 reference and Numba) through the ``kernel_implementation`` fixture.
 """
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -92,11 +94,14 @@ def test_conv2d_3x3_stride_1(kernel_implementation, conv_layout, dtype, case, bi
 
 @pytest.fixture(params=[None, 1], ids=["default-workspace", "one-image-per-chunk"])
 def workspace_limit(request):
-    """The default im2col workspace, then a 1-byte limit that makes conv2d take one image at a time."""
+    """The default im2col workspace, then a 1-byte limit that makes conv2d take one image at a time
+    (every image exceeds it: the WorkspaceWarning that says so is expected here)."""
     previous = tinycnn.get_workspace_limit()
-    if request.param is not None:
-        tinycnn.set_workspace_limit(request.param)
-    yield request.param
+    with warnings.catch_warnings():
+        if request.param is not None:
+            warnings.simplefilter("ignore", tinycnn.WorkspaceWarning)
+            tinycnn.set_workspace_limit(request.param)
+        yield request.param
     tinycnn.set_workspace_limit(previous)
 
 
