@@ -1,0 +1,152 @@
+"""The pages of docs/ are executable: every ```python block of a page is a doctest.
+
+Each page runs in its own fresh namespace, its blocks in order (a later block sees the names
+an earlier one defined), with a temporary folder as the working directory. A block holds
+``>>> `` / ``... `` lines followed by the output they print; the test fails, naming the page
+and the line, when an output differs. Only ```python blocks run: other fences (shell
+commands, tables) are text.
+
+    python -m pytest -q tests/test_docs.py              # every page
+    python -m pytest -q tests/test_docs.py -k resnet    # one page
+"""
+import doctest
+import re
+from pathlib import Path
+
+import pytest
+
+import tinycnn.random
+
+# Long tables wrap and tracebacks or big numbers may be elided with "...".
+OPTIONS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PAGES = sorted(path for path in DOCS.glob("*.md") if path.name != "README.md")
+
+FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*(\S*)")
+
+
+def python_blocks_only(text):
+    """``text`` with every line outside ```python blocks blanked, so line numbers stay those of the page.
+
+    Returns (masked text, [first line number of each python block]).
+    """
+    lines = text.splitlines()
+    kept, starts = [""] * len(lines), []
+    fence = language = None
+    for number, line in enumerate(lines):
+        match = FENCE.match(line)
+        if fence is None:
+            if match:
+                fence, language = match.group(2), match.group(3).lower()
+                if language == "python":
+                    starts.append(number + 1)
+        elif match and match.group(2).startswith(fence[0]) and len(match.group(2)) >= len(fence) \
+                and not match.group(3):
+            fence = language = None
+        elif language == "python":
+            kept[number] = line
+    if fence is not None:
+        raise ValueError(f"unclosed {fence} code block")
+    return "\n".join(kept) + "\n", starts
+
+
+def run_page(path):
+    """Run the doctests of one Markdown page; return (examples run, failure report or "")."""
+    path = Path(path)
+    text, starts = python_blocks_only(path.read_text(encoding="utf-8"))
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(text, {"__name__": path.stem}, path.name, str(path), 0)
+    # A python block without a single example would silently test nothing.
+    lines_with_examples = {example.lineno for example in test.examples}
+    empty = [start for start, end in zip(starts, starts[1:] + [len(text.splitlines()) + 1])
+             if not any(start <= line < end for line in lines_with_examples)]
+    if empty:
+        return len(test.examples), "".join(
+            f'File "{path}", line {start}: a ```python block without any ">>> " example\n' for start in empty)
+    report = []
+    runner = doctest.DocTestRunner(optionflags=OPTIONS)
+    state = tinycnn.random.get_state()
+    try:
+        runner.run(test, out=report.append, clear_globs=True)
+    finally:
+        tinycnn.random.set_state(state)
+    return len(test.examples), "".join(report)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[path.name for path in PAGES])
+def test_page(page, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    count, report = run_page(page)
+    assert count > 0, f"{page.name} has no >>> examples"
+    if report:
+        pytest.fail(f"{page.name}: an output differs from the page\n{report}", pytrace=False)
+
+
+def test_the_index_lists_every_page():
+    index = (DOCS / "README.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"\]\(([\w.-]+\.md)\)", index))
+    assert linked == {path.name for path in PAGES}
+
+
+# ----- the runner itself ---------------------------------------------------------------------------
+
+GOOD_PAGE = """# A page
+
+Some prose with a >>> that is not code.
+
+```python
+>>> x = 6 * 7
+>>> x
+42
+```
+
+A shell block does not run:
+
+```bash
+>>> this would fail
+```
+
+```python
+>>> print(x + 1)        # names carry over from the block above
+43
+>>> list(range(30))
+[0, 1, 2, ..., 29]
+```
+"""
+
+
+def write(tmp_path, text, name="page.md"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_runner_passes_a_correct_page(tmp_path):
+    count, report = run_page(write(tmp_path, GOOD_PAGE))
+    assert (count, report) == (4, "")
+
+
+def test_runner_fails_on_a_wrong_output_naming_the_page_and_line(tmp_path):
+    page = write(tmp_path, GOOD_PAGE.replace("43", "44"), "bad.md")
+    count, report = run_page(page)
+    assert count == 4
+    line = GOOD_PAGE.splitlines().index(">>> print(x + 1)        # names carry over from the block above") + 1
+    assert f'File "{page}", line {line}' in report
+    assert "Expected:\n    44\nGot:\n    43" in report
+
+
+def test_runner_reports_an_exception_and_a_python_block_without_examples(tmp_path):
+    _, report = run_page(write(tmp_path, "```python\n>>> 1 / 0\n0\n```\n"))
+    assert "ZeroDivisionError" in report and "line 2" in report
+    _, report = run_page(write(tmp_path, "text\n\n```python\nx = 1\n```\n"))
+    assert "line 3" in report and "without any" in report
+    with pytest.raises(ValueError, match="unclosed"):
+        run_page(write(tmp_path, "```python\n>>> 1\n1\n"))
+
+
+def test_each_page_gets_a_fresh_namespace(tmp_path):
+    first = write(tmp_path, "```python\n>>> secret = 1\n```\n", "first.md")
+    second = write(tmp_path, "```python\n>>> secret\nTraceback (most recent call last):\n"
+                             "NameError: name 'secret' is not defined\n```\n", "second.md")
+    assert run_page(first)[1] == "" and run_page(second)[1] == ""
