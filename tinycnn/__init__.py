@@ -7,6 +7,7 @@
     array([6.])
 """
 from .tensor import Tensor, Function, no_grad, enable_grad, is_grad_enabled
+from .autograd import FunctionHook
 from .random import manual_seed
 from .gradcheck import gradcheck, GradcheckError
 from .io import save, load, CheckpointError

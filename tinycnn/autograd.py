@@ -16,6 +16,7 @@ of them was changed in place since, instead of returning a wrong gradient.
     RuntimeError: Mul.backward: a tensor needed for gradient computation has been modified by an inplace operation: ...
 """
 import heapq
+import threading
 import weakref
 
 from .backend import get_array_module, is_cupy_array
@@ -60,6 +61,8 @@ class Function:
         results = [Tensor(y, requires_grad=requires_grad and y.dtype.kind == "f") for y in outputs]
         for result in results:
             _share_version_with_base(result, tensors)
+        for hook in tuple(_hooks.active):
+            hook.forward_postprocess(self, tensors, tuple(results))
         if requires_grad:
             self.generation = max(t.generation for t in tensors)
             self.inputs = tensors
@@ -94,6 +97,42 @@ class Function:
                     f"operation: {what} of {name}, of shape {tuple(shape)}, was changed by {counter.changed_by} "
                     f"and is at version {counter.value}; expected version {version} (as in forward). Run the "
                     "forward pass again after the change, or change a copy")
+
+
+class _Hooks(threading.local):
+    active = ()       # the FunctionHooks entered in this thread, outermost first
+
+
+_hooks = _Hooks()
+
+
+class FunctionHook:
+    """Sees every Function applied in this thread while its ``with`` block runs (as Chainer's
+    FunctionHook): ``forward_postprocess(function, inputs, outputs)`` gets the Function and
+    its input and output Tensors (a tuple) right after forward. ``tinycnn.summary`` and the
+    ONNX exporter follow the ops of a forward pass this way; nothing is patched.
+
+        >>> import tinycnn
+        >>> class Names(FunctionHook):
+        ...     def __init__(self):
+        ...         self.seen = []
+        ...     def forward_postprocess(self, function, inputs, outputs):
+        ...         self.seen.append(type(function).__name__)
+        >>> with Names() as names:
+        ...     y = (tinycnn.Tensor([1.0, 2.0]) * 3).sum()
+        >>> names.seen
+        ['Mul', 'Sum']
+    """
+
+    def forward_postprocess(self, function, inputs, outputs):
+        pass
+
+    def __enter__(self):
+        _hooks.active = _hooks.active + (self,)
+        return self
+
+    def __exit__(self, *exc_info):
+        _hooks.active = tuple(hook for hook in _hooks.active if hook is not self)
 
 
 def _share_version_with_base(result, inputs):
