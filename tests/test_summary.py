@@ -285,3 +285,59 @@ def test_receptive_field_example(capsys):
     with pytest.raises(SystemExit) as exit_info:
         example.main(["--help"])
     assert exit_info.value.code == 0
+
+
+# ----- activation memory: output values, and what backward keeps ---------------------------------
+
+def test_activation_values_count_the_outputs_of_every_layer():
+    s = summary(models.get("lenet"))
+    assert [row.activation_values for row in s.rows] == [int(np.prod(row.output_shape)) for row in s.rows]
+    assert all(row.activation_bytes == 4 * row.activation_values for row in s.rows)      # float32
+    assert s.activation_values == sum(row.activation_values for row in s.rows)
+    assert s.backward_bytes is None and all(row.backward_bytes is None for row in s.rows)
+    assert "Backward keeps" not in s.memory_table()
+
+
+def test_backward_keeps_the_inputs_of_linear_layers_but_never_the_parameters():
+    # Each Linear keeps its input for the weight gradient: x, then the first layer's output.
+    net = nn.Sequential(nn.Linear(7, 5), nn.Linear(5, 3))
+    s = summary(net, (7,), batch_size=4, backward=True)
+    assert [row.backward_bytes for row in s.rows] == [4 * 7 * 4, 4 * 5 * 4]
+    assert s.backward_bytes == 4 * (7 + 5) * 4
+    assert all(p.grad is None for p in net.parameters())                  # nothing ran backward
+
+
+def test_backward_bytes_count_each_array_once_and_grow_with_the_batch():
+    net = models.get("lenet")
+    one, three = summary(net, batch_size=1, backward=True), summary(net, batch_size=3, backward=True)
+    # An array shared by two layers (a Tanh keeps its output, the next layer its input) counts once,
+    # so the rows add up to at most what the graph holds: each layer's inputs plus what it saved.
+    conv1 = one.rows[0]
+    assert conv1.name == "features.conv1" and conv1.backward_bytes == 4 * 32 * 32      # the image
+    assert one.backward_bytes == sum(row.backward_bytes for row in one.rows)
+    inputs = 4 * (32 * 32 + sum(row.activation_values for row in one.rows[:-1]))
+    assert one.backward_bytes <= inputs + sum(row.activation_bytes for row in one.rows)
+    # LeNet's layers keep nothing that does not scale with the batch (no Winograd: few channels).
+    assert [3 * row.backward_bytes for row in one.rows] == [row.backward_bytes for row in three.rows]
+
+
+def test_backward_bytes_in_eval_mode_and_the_engine_restored():
+    net = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Dropout(0.5), nn.MaxPool2d(2))
+    s = summary(net, (2, 6, 6), backward=True)
+    conv, relu, dropout, pool = s.rows
+    assert conv.backward_bytes == 4 * 2 * 6 * 6
+    assert relu.backward_bytes >= 4 * 3 * 4 * 4                            # at least its input
+    assert dropout.backward_bytes == 0                                     # eval: no mask
+    assert pool.backward_bytes >= 3 * 2 * 2                                # which input won, per output
+    assert net.training and tinycnn.is_grad_enabled()
+    lines = s.memory_table().splitlines()
+    assert lines[0].split()[-2:] == ["Backward", "keeps"] and len(lines) == len(s.rows) + 2
+    assert lines[-1].split() == ["Total", f"{s.activation_values:,}", f"{s.activation_bytes:,}",
+                                 f"{s.backward_bytes:,}"]
+
+
+def test_main_prints_the_memory_table(capsys):
+    assert main(["lenet", "--memory"]) == 0
+    out = capsys.readouterr().out
+    assert "Total params: 61,706" in out and "Backward keeps" in out
+    assert "features.conv1 (Conv2d)               4,704         18,816           4,096" in out

@@ -21,20 +21,26 @@ Conventions:
   stride s, dilation d maps (r, j) to (r + d(k-1)j, js); other ops keep the largest field
   among their inputs, per axis (the longest path); padding keeps it; ops that otherwise
   change the spatial size (flatten, global pooling, ...) end it ("-" in the table).
-- Activation memory: the bytes of all leaf outputs for one image (the forward pass alone).
+- Activation memory: the values and bytes of every leaf output for one image (the forward pass
+  alone; ``activation_values``, ``activation_bytes``). With ``backward=True`` the forward also
+  records the graph, and ``backward_bytes`` is what each layer's part of it keeps alive for the
+  backward pass: arrays reachable from the layer's output back to its inputs (saved inputs,
+  masks, indices...), each counted once, at the first layer that holds it; parameters and
+  buffers are not counted. ``Summary.memory_table()`` prints both.
 """
 import argparse
 import contextlib
+import gc
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import nn
-from .backend import to_device
+from .backend import is_cupy_array, to_device
 from .functions.array import Pad
 from .functions.conv import Conv2d as ConvFunction
 from .functions.pool import AvgPool2d as AvgPoolFunction, MaxPool2d as MaxPoolFunction
-from .tensor import Function, Tensor, no_grad
+from .tensor import Function, Tensor, enable_grad, no_grad
 
 
 @dataclass
@@ -49,6 +55,8 @@ class LayerRow:
     receptive_field: tuple = None    # (height, width) in input pixels, None once spatial structure is gone
     jump: tuple = None               # input pixels between neighbouring outputs
     activation_bytes: int = 0        # size of the output for one image
+    activation_values: int = 0       # number of values of the output for one image
+    backward_bytes: int = None       # kept for backward, for the whole batch (summary(..., backward=True))
 
 
 @dataclass
@@ -67,6 +75,9 @@ class Summary:
         self.total_params = trainable_params + non_trainable_params
         self.total_macs = sum(row.macs for row in rows)
         self.activation_bytes = sum(row.activation_bytes for row in rows)
+        self.activation_values = sum(row.activation_values for row in rows)
+        measured = [row.backward_bytes for row in rows if row.backward_bytes is not None]
+        self.backward_bytes = sum(measured) if measured else None
         self.input_shape = tuple(input_shape)
         self.batch_size = batch_size
 
@@ -92,17 +103,42 @@ class Summary:
                f"Forward activation memory per image: {self.activation_bytes:,} bytes "
                f"({self.activation_bytes / 2 ** 20:.1f} MiB)"])
 
+    def memory_table(self):
+        """Per layer: output values and bytes per image (forward), and what backward keeps, if measured.
+
+            >>> import tinycnn.nn as nn
+            >>> s = summary(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), (1, 5, 5), backward=True)
+            >>> print(s.memory_table())          # doctest: +NORMALIZE_WHITESPACE
+            Layer (type)  Output values  Forward bytes  Backward keeps
+            0 (Conv2d)               18             72             100
+            1 (ReLU)                 18             72              90
+            Total                    36            144             190
+
+        The convolution keeps its input (25 float32 values), the ReLU its input and a 1-byte mask.
+        """
+        backward = self.backward_bytes is not None
+        header = ("Layer (type)", "Output values", "Forward bytes") + (("Backward keeps",) if backward else ())
+        cells = [(f"{row.name} ({row.kind})", f"{row.activation_values:,}", f"{row.activation_bytes:,}")
+                 + ((f"{row.backward_bytes:,}",) if backward else ()) for row in self.rows]
+        cells.append(("Total", f"{self.activation_values:,}", f"{self.activation_bytes:,}")
+                     + ((f"{self.backward_bytes:,}",) if backward else ()))
+        widths = [max(len(line[i]) for line in [header] + cells) for i in range(len(header))]
+        return "\n".join(f"{line[0]:<{widths[0]}}" + "".join(f"  {v:>{w}}" for v, w in zip(line[1:], widths[1:]))
+                         for line in [header] + cells)
+
     def __repr__(self):
         return (f"Summary(total_params={self.total_params:,}, total_macs={self.total_macs:,}, "
                 f"layers={len(self.rows)})")
 
 
-def summary(model, input_shape=None, batch_size=1):
+def summary(model, input_shape=None, batch_size=1, backward=False):
     """Run ``model`` once on zeros of shape (batch_size, *input_shape) and return a Summary.
 
     ``input_shape`` (C, H, W) defaults to ``model.input_shape`` (set by tinycnn.models builders).
     Totals count every parameter and buffer of the model, also those of layers the eval-mode
     forward skips (e.g. GoogLeNet's auxiliary classifiers); rows list the layers that ran.
+    ``backward=True`` records the graph (still in eval mode: dropout keeps no mask, BatchNorm
+    uses its running statistics) and measures each row's ``backward_bytes``.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"summary: expected a tinycnn.nn.Module, got {type(model).__name__}")
@@ -116,10 +152,14 @@ def summary(model, input_shape=None, batch_size=1):
 
     names = {id(module): name for name, module in model.named_modules()}
     rows = []
+    # Arrays already counted as kept for backward; parameters and buffers never count.
+    claimed = {id(_root(p.data)) for p in model.parameters()} | {id(_root(b)) for b in model.buffers()}
 
     def record(module, inputs, output):
         if id(module) in names and _is_leaf(module) and isinstance(output, Tensor):
             rows.append(_row(names[id(module)] or type(module).__name__, module, output, batch_size))
+            if backward:
+                rows[-1].backward_bytes = _kept_bytes(output, inputs, claimed)
 
     x = Tensor(to_device(np.zeros((batch_size,) + input_shape, dtype=np.float32), model.device))
     x.receptive_field = ReceptiveField((1, 1), (1, 1))
@@ -127,8 +167,9 @@ def summary(model, input_shape=None, batch_size=1):
     handle = nn.register_global_forward_hook(record)
     model.eval()
     try:
-        with no_grad(), _tracking_receptive_fields():
-            model(x)
+        with (enable_grad() if backward else no_grad()), _tracking_receptive_fields():
+            output = model(x)
+        del output       # held until every row was measured: it keeps the graph alive
     finally:
         handle.remove()
         for module, training in modes:
@@ -156,14 +197,21 @@ def print_summary(name, input_shape=None, **options):
 
 
 def main(argv=None):
-    """``python -m tinycnn.summary vgg16 [--input-shape C H W] [--num-classes N]``."""
+    """``python -m tinycnn.summary vgg16 [--input-shape C H W] [--num-classes N] [--memory]``."""
     parser = argparse.ArgumentParser(prog="tinycnn summary", description=main.__doc__)
     parser.add_argument("model", help="a registered model name, e.g. vgg16, minigooglenet")
     parser.add_argument("--input-shape", type=int, nargs=3, metavar=("C", "H", "W"))
     parser.add_argument("--num-classes", type=int)
+    parser.add_argument("--memory", action="store_true",
+                        help="also print each layer's output values and bytes, and what backward keeps")
     args = parser.parse_args(argv)
     options = {} if args.num_classes is None else {"num_classes": args.num_classes}
-    print_summary(args.model, args.input_shape, **options)
+    if not args.memory:
+        print_summary(args.model, args.input_shape, **options)
+        return 0
+    from . import models
+    result = summary(models.get(args.model, **options), args.input_shape, backward=True)
+    print(f"{result}\n\n{result.memory_table()}")
     return 0
 
 
@@ -191,7 +239,51 @@ def _row(name, module, output, batch_size):
     field = getattr(output, "receptive_field", None)
     return LayerRow(name, type(module).__name__, tuple(output.shape[1:]), trainable + frozen + buffers,
                     trainable, _macs(module, per_image), field and field.size, field and field.jump,
-                    per_image * output.data.itemsize)
+                    per_image * output.data.itemsize, per_image)
+
+
+def _is_array(value):
+    return isinstance(value, np.ndarray) or is_cupy_array(value)
+
+
+def _root(array):
+    """The array that owns the memory of ``array`` (a view's base, followed to the end)."""
+    while _is_array(getattr(array, "base", None)):
+        array = array.base
+    return array
+
+
+def _kept_bytes(output, inputs, claimed):
+    """Bytes of the arrays the graph from ``output`` back to ``inputs`` keeps alive, not yet in ``claimed``.
+
+    A walk over Python references (gc.get_referents) through the engine's own objects, so it
+    sees whatever a Function saved, under any attribute name. The inputs' values count (a
+    Function holds its inputs) but not their history: that belongs to the layers before.
+    The output's own values count only if the graph refers to them (e.g. a saved output).
+    """
+    boundary = {id(t) for t in inputs if isinstance(t, Tensor)}
+    stack = [value for value in vars(output).values() if value is not output.data]
+    seen, total = {id(output)}, 0
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if _is_array(obj):
+            root = _root(obj)
+            if id(root) not in claimed:
+                claimed.add(id(root))
+                total += root.nbytes
+        elif isinstance(obj, Tensor) and id(obj) in boundary:
+            stack.append(obj.data)
+        elif isinstance(obj, (dict, list, tuple)) or _is_engine_object(obj):
+            stack.extend(gc.get_referents(obj))
+    return total
+
+
+def _is_engine_object(obj):
+    """A tinycnn object other than a Module (Tensors, Functions, their helpers)."""
+    return type(obj).__module__.split(".")[0] in ("tinycnn", "kernels") and not isinstance(obj, (nn.Module, type))
 
 
 def _macs(module, outputs_per_image):
