@@ -33,8 +33,8 @@ import zlib
 
 import numpy as np
 
-from .backend import to_device
-from .tensor import Tensor
+from ..backend import to_device
+from ..tensor import Tensor
 
 MAX_LOAD_BYTES = 4 * 2**30   # load's default limit on a file's array data; pass max_bytes= for more
 STALE_TEMP_SECONDS = 60      # a save's temp file untouched this long belongs to a save that was killed
@@ -69,13 +69,18 @@ def save(obj, path):
         raise TypeError(f"save: expected a dict, got {type(obj).__name__}")
     arrays = {}
     _flatten_dict(obj, "", "", arrays, {})
+    _write_atomically(path, lambda f: _write_npz(f, arrays))
+
+
+def _write_atomically(path, write):
+    """Call ``write(f)`` on a temp file next to ``path``, fsync it, rename it over ``path``."""
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     handle, temp = _create_temp(directory, name)
     try:
         with os.fdopen(handle, "wb") as f:
-            _write_npz(f, arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
@@ -353,3 +358,6 @@ def _rebuild(node, path):
 def _some(node, count=5):
     names = sorted(node)
     return ", ".join(names[:count]) + (", ..." if len(names) > count else "")
+
+
+from .torch_pickle import load_torch  # noqa: E402  (it uses the names above)
