@@ -11,7 +11,7 @@ import pytest
 
 import tinycnn
 from tinycnn import nn
-from tinycnn.io import CheckpointError, load_torch
+from tinycnn.io import CheckpointError, load_safetensors, load_torch, save_safetensors
 
 torch = pytest.importorskip("torch")
 
@@ -180,3 +180,85 @@ def test_legacy_damaged_oversized_and_missing_files_get_clear_errors(tmp_path):
         load_torch(tmp_path / "text.pth")
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):
         load_torch(tmp_path / "nowhere.pth")
+
+
+# ----- safetensors --------------------------------------------------------------------
+def _small_model():
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+
+
+def test_a_models_state_round_trips_and_loads_into_a_fresh_model(tmp_path):
+    pytest.importorskip("safetensors")
+    model = _small_model()
+    model[1].running_mean[...] = np.arange(4.0)
+    save_safetensors(model, tmp_path / "m.safetensors")
+    state = load_safetensors(tmp_path / "m.safetensors")
+    fresh = _small_model()
+    fresh.load_state_dict(state)
+    for name, value in model.state_dict().items():
+        assert state[name].dtype == np.asarray(value).dtype
+        np.testing.assert_array_equal(fresh.state_dict()[name], value, err_msg=name)
+
+
+def test_nested_dicts_become_dotted_names_and_every_number_dtype_round_trips(tmp_path):
+    pytest.importorskip("safetensors")
+    rng = np.random.default_rng(0)
+    arrays = {"f64": rng.standard_normal((3, 2)), "f16": rng.standard_normal(4).astype(np.float16),
+              "i64": np.arange(-2, 2), "u8": np.arange(3, dtype=np.uint8), "b": np.array([True, False]),
+              "scalar": np.float32(1.5), "transposed": rng.standard_normal((2, 5)).T}
+    save_safetensors({"block": {"inner": arrays}, "top.weight": tinycnn.Tensor(np.ones(2, np.float32))},
+                     tmp_path / "n.safetensors", metadata={"format": "np"})
+    loaded = load_safetensors(tmp_path / "n.safetensors")
+    assert set(loaded) == {f"block.inner.{name}" for name in arrays} | {"top.weight"}
+    for name, value in arrays.items():
+        assert loaded[f"block.inner.{name}"].dtype == np.asarray(value).dtype
+        np.testing.assert_array_equal(loaded[f"block.inner.{name}"], value)
+
+
+def test_files_cross_between_torch_safetensors_and_tinycnn_both_ways(tmp_path):
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    torch.manual_seed(0)
+    tensors = {"conv.weight": torch.randn(4, 3, 3, 3), "bn.running_var": torch.rand(4, dtype=torch.float64),
+               "steps": torch.tensor(5), "half": torch.randn(3).bfloat16()}
+    safetensors_torch.save_file(tensors, tmp_path / "torch.safetensors")
+    loaded = load_safetensors(tmp_path / "torch.safetensors")
+    for name, tensor in tensors.items():
+        expected = tensor.float().numpy() if tensor.dtype == torch.bfloat16 else tensor.numpy()
+        assert loaded[name].dtype == expected.dtype
+        np.testing.assert_array_equal(loaded[name], expected, err_msg=name)
+    save_safetensors({"w": np.arange(6.0).reshape(2, 3)}, tmp_path / "ours.safetensors")
+    back = safetensors_torch.load_file(tmp_path / "ours.safetensors")
+    assert torch.equal(back["w"], torch.arange(6.0, dtype=torch.float64).reshape(2, 3))
+
+
+def test_damaged_oversized_and_missing_safetensors_files_get_errors_naming_the_file(tmp_path):
+    pytest.importorskip("safetensors")
+    save_safetensors({"w": np.ones(100, np.float32)}, tmp_path / "good.safetensors")
+    whole = (tmp_path / "good.safetensors").read_bytes()
+    damaged = {"cut": whole[:-7], "junk": b"not a safetensors file at all",
+               "header": (10**9).to_bytes(8, "little") + whole[8:], "empty": b""}
+    for name, data in damaged.items():
+        (tmp_path / f"{name}.safetensors").write_bytes(data)
+        with pytest.raises(CheckpointError, match=f"load_safetensors: .*{name}.safetensors"):
+            load_safetensors(tmp_path / f"{name}.safetensors")
+    with pytest.raises(CheckpointError, match="max_bytes=100"):
+        load_safetensors(tmp_path / "good.safetensors", max_bytes=100)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_safetensors(tmp_path / "nowhere.safetensors")
+
+
+def test_save_safetensors_refuses_non_arrays_before_writing_and_replaces_files_atomically(tmp_path, monkeypatch):
+    pytest.importorskip("safetensors")
+    path = tmp_path / "w.safetensors"
+    save_safetensors({"w": np.zeros(2)}, path)
+    for bad in ({"epoch": 3}, {"name": np.array(["a"])}, {"a.b": np.ones(1), "a": {"b": np.ones(1)}}):
+        with pytest.raises((TypeError, ValueError), match="save_safetensors: .*'(a.b|epoch|name)'"):
+            save_safetensors(bad, path)
+    def broken_replace(source, target):
+        raise OSError("disk full")
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        save_safetensors({"w": np.ones(2)}, path)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(load_safetensors(path)["w"], np.zeros(2))  # the old file, whole
+    assert os.listdir(tmp_path) == ["w.safetensors"]  # and no temp file left behind

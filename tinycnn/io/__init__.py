@@ -361,3 +361,4 @@ def _some(node, count=5):
 
 
 from .torch_pickle import load_torch  # noqa: E402  (it uses the names above)
+from .safetensors import load_safetensors, save_safetensors  # noqa: E402
