@@ -17,8 +17,9 @@ import pytest
 
 import tinycnn.random
 
-# Long tables wrap and tracebacks or big numbers may be elided with "...".
-OPTIONS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
+# Long tables wrap and tracebacks or big numbers may be elided with "...". A page's examples
+# build on each other, so after the first failure the rest would mostly repeat it: stop there.
+OPTIONS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS | doctest.FAIL_FAST
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(path for path in DOCS.glob("*.md") if path.name != "README.md")
@@ -134,6 +135,9 @@ def test_runner_fails_on_a_wrong_output_naming_the_page_and_line(tmp_path):
     line = GOOD_PAGE.splitlines().index(">>> print(x + 1)        # names carry over from the block above") + 1
     assert f'File "{page}", line {line}' in report
     assert "Expected:\n    44\nGot:\n    43" in report
+    # Only the first failure is reported: the examples after it build on it.
+    _, report = run_page(write(tmp_path, GOOD_PAGE.replace("42", "41").replace("43", "44"), "worse.md"))
+    assert report.count("Failed example") == 1 and "Expected:\n    41\nGot:\n    42" in report
 
 
 def test_runner_reports_an_exception_and_a_python_block_without_examples(tmp_path):
