@@ -35,7 +35,7 @@ def profile(model_name, batch, steps):
             if phase in cls.__dict__:
                 setattr(cls, phase, timed(cls, phase, cls.__dict__[phase]))
     tinycnn.keep_freed_memory()          # as tinycnn.train.fit does
-    model = models.get(model_name, num_classes=10)
+    model = tinycnn.nn.fuse(models.get(model_name, num_classes=10))     # BatchNorm + ReLU as one op, as fit
     optimizer = tinycnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(0)
     x = tinycnn.Tensor(rng.random((batch, 3, 32, 32), dtype=np.float32))

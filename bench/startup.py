@@ -13,7 +13,7 @@ import time
 FIRST_STEP = """
 import numpy as np, tinycnn, tinycnn.functions as F
 from tinycnn import models
-model = models.get("minivgg", num_classes=10)
+model = tinycnn.nn.fuse(models.get("minivgg", num_classes=10))
 optimizer = tinycnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 x = tinycnn.Tensor(np.zeros((64, 3, 32, 32), dtype=np.float32))
 F.softmax_cross_entropy(model(x), np.zeros(64, dtype=np.int64)).backward()

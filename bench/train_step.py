@@ -21,10 +21,11 @@ def forward_macs(model_name, input_shape):
 def run_tinycnn(model_name, batch, steps, warmup, device, train):
     import tinycnn
     import tinycnn.functions as F
+    import tinycnn.nn as nn
     from tinycnn import models
     tinycnn.manual_seed(0)
     tinycnn.keep_freed_memory()          # as tinycnn.train.fit does
-    model = models.get(model_name, num_classes=10).to(device)
+    model = nn.fuse(models.get(model_name, num_classes=10)).to(device)   # BatchNorm + ReLU as one op, as fit
     rng = np.random.default_rng(0)
     x = tinycnn.Tensor(rng.random((batch, 3, 32, 32), dtype=np.float32)).to(device)
     labels = tinycnn.Tensor(rng.integers(0, 10, batch)).to(device)

@@ -24,48 +24,10 @@ Multiply-adds at 224x224: 301 M (the paper's Table 4: 300 M).
 """
 from collections import OrderedDict
 
-import tinycnn.functions as F
 import tinycnn.nn as nn
-from tinycnn.backend import get_array_module
-from tinycnn.tensor import Function
 
 from .registry import register
 from .xception import init_keras_weights, keras_batch_norm
-
-
-class ReLU6Function(Function):
-    """min(max(x, 0), 6); the gradient passes where 0 < x < 6."""
-
-    saved_inputs, saves_outputs = (), False         # backward reads only the mask made in forward
-
-    def forward(self, x):
-        self.mask = (x > 0) & (x < 6)
-        return get_array_module(x).clip(x, 0, 6)
-
-    def backward(self, gy):
-        return gy * self.mask
-
-
-class ReLU6(nn.Module):
-    """min(max(x, 0), 6), the activation of both MobileNets."""
-
-    def forward(self, x):
-        return ReLU6Function()(x)
-
-
-class ZeroPad2d(nn.Module):
-    """Pad H and W with zeros: ``padding`` = (top, bottom, left, right)."""
-
-    def __init__(self, padding):
-        super().__init__()
-        self.padding = tuple(padding)
-
-    def forward(self, x):
-        top, bottom, left, right = self.padding
-        return F.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-
-    def extra_repr(self):
-        return f"padding={self.padding}"
 
 
 def conv_bn_relu6(in_channels, out_channels, kernel_size, stride=1, groups=1):
@@ -74,7 +36,7 @@ def conv_bn_relu6(in_channels, out_channels, kernel_size, stride=1, groups=1):
         nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=(kernel_size - 1) // 2,
                   groups=groups, bias=False),
         nn.BatchNorm2d(out_channels),
-        ReLU6(),
+        nn.ReLU6(),
     )
 
 
@@ -89,13 +51,13 @@ def keras_conv_bn_relu6(prefix, in_channels, out_channels, kernel_size, stride, 
     """Keras-named [pad] - conv - BN - ReLU6 layers; stride 2 pads bottom/right by one then uses "valid"."""
     layers = []
     if stride == 2:
-        layers.append((f"{prefix}_pad", ZeroPad2d((0, 1, 0, 1))))
+        layers.append((f"{prefix}_pad", nn.ZeroPad2d((0, 1, 0, 1))))     # left, right, top, bottom
     padding = 0 if stride == 2 else (kernel_size - 1) // 2
     layers += [
         (prefix, nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                            groups=groups, bias=False)),
         (f"{prefix}_bn", keras_batch_norm(out_channels)),
-        (f"{prefix}_relu", ReLU6()),
+        (f"{prefix}_relu", nn.ReLU6()),
     ]
     return layers
 

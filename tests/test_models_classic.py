@@ -365,3 +365,33 @@ def test_overfits_64_random_images(name, size):
         loss.backward()
         optimizer.step()
     assert history[0] < 0.5 and history[-1] >= 0.9, history
+
+
+# ----- explicit fusion ---------------------------------------------------------------------------------
+
+class FunctionCounts(tinycnn.FunctionHook):
+    def __init__(self):
+        self.names = []
+
+    def forward_postprocess(self, function, inputs, outputs):
+        self.names.append(type(function).__name__)
+
+
+@pytest.mark.parametrize("name,fused_pairs", [("minivgg", 5), ("minigooglenet", 19)])
+def test_the_zoo_runs_every_layer_until_fused(name, fused_pairs):
+    """The builders fuse nothing: each ReLU runs; nn.fuse then folds every ReLU of these two
+    models into a BatchNorm next to it, with the same eval-mode outputs."""
+    net = models.get(name, input_shape=(3, 16, 16)).eval()
+    x = random_images(2, (3, 16, 16), seed=2)
+    with FunctionCounts() as plain:
+        expected = net(x).numpy()
+    relus = sum(isinstance(m, nn.ReLU) for m in net.modules())
+    assert plain.names.count("ReLU") == relus == fused_pairs
+    nn.fuse(net)
+    fused_kinds = (nn.BatchNormReLU1d, nn.BatchNormReLU2d, nn.ReLUBatchNorm1d, nn.ReLUBatchNorm2d)
+    assert sum(isinstance(m, fused_kinds) for m in net.modules()) == fused_pairs
+    with FunctionCounts() as fused:
+        got = net(x).numpy()
+    assert fused.names.count("ReLU") == 0 and fused.names.count("BatchNorm") == plain.names.count("BatchNorm")
+    # float32: the fused kernels round as the separate ones do, up to the order of a few sums
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())

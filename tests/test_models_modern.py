@@ -15,8 +15,8 @@ import pytest
 import tinycnn
 import tinycnn.functions as F
 import tinycnn.models as models
+import tinycnn.nn as nn
 from tinycnn import Tensor
-from tinycnn.models.mobilenet import ReLU6
 from tinycnn.models.resnet import CifarResNet, ZeroPadShortcut
 from tinycnn.models.senet import SEBlock
 from tinycnn.models.xception import MaxPool2dSame
@@ -283,11 +283,11 @@ def test_se_block_gradients_pass_gradcheck():
 
 def test_relu6_values_and_gradient():
     x = Tensor(np.array([-2.0, 0.5, 3.0, 5.5, 7.0, 12.0]), requires_grad=True)
-    y = ReLU6()(x)
+    y = nn.ReLU6()(x)
     np.testing.assert_array_equal(y.numpy(), [0.0, 0.5, 3.0, 5.5, 6.0, 6.0])
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, [0, 1, 1, 1, 0, 0])
-    assert tinycnn.gradcheck(lambda t: ReLU6()(t), [x])
+    assert tinycnn.gradcheck(lambda t: nn.ReLU6()(t), [x])
 
 
 def test_tensorflow_same_max_pool_puts_the_extra_padding_bottom_right():

@@ -151,49 +151,108 @@ def relu_first_net():
     ]))
 
 
+class FunctionNames(tinycnn.FunctionHook):
+    """The type names of the Functions applied inside its with block."""
+
+    def __init__(self):
+        self.names = []
+
+    def forward_postprocess(self, function, inputs, outputs):
+        self.names.append(type(function).__name__)
+
+
+def test_sequential_runs_every_layer_as_written():
+    net = relu_first_net()
+    x = Tensor(np.random.default_rng(1).normal(size=(4, 3, 6, 6)).astype(np.float32))
+    with FunctionNames() as seen:
+        y = net[:3](x)
+    assert seen.names == ["Conv2d", "ReLU", "BatchNorm"]
+    assert not y.creator.relu_input and not y.creator.relu
+
+
 @pytest.mark.parametrize("training", [True, False])
-def test_sequential_fuses_relu_and_batch_norm_with_the_same_results(training):
+def test_fuse_turns_relu_then_batch_norm_into_one_op_with_the_same_results(training):
     net = relu_first_net()
     net.train(training)
     x = np.random.default_rng(1).normal(size=(4, 3, 6, 6)).astype(np.float32)
     run = _runner(net, x)
+    layer_by_layer = run()
+    state = net.state_dict()
+    bn = net.bn
+    assert nn.fuse(net) is net
+    assert [type(m).__name__ for m in net] == ["Conv2d", "Identity", "ReLUBatchNorm2d", "GlobalAvgPool2d", "Linear"]
+    assert list(net.state_dict()) == list(state)
+    assert all(net.state_dict()[key] is array for key, array in state.items())   # the BatchNorm's own arrays
+    assert net.bn.weight is bn.weight and net.bn.training == training
     fused_output = net[:3](Tensor(x))
     assert type(fused_output.creator).__name__ == "BatchNorm" and fused_output.creator.relu_input
     fused = run()
-    net.relu.register_forward_hook(lambda module, inputs, output: None)
-    assert not net[:3](Tensor(x)).creator.relu_input
-    layer_by_layer = run()
     for got, expected in zip(fused, layer_by_layer):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert 0.2 < (net.conv(Tensor(x)).numpy() < 0).mean() < 0.8     # the ReLU matters
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_sequential_fuses_batch_norm_and_relu_with_the_same_results(training):
+def test_fuse_turns_batch_norm_then_relu_into_one_op_with_the_same_results(training):
     net = small_net()
     net.bn.bias.data[:] = [0.5, -0.5, 0.1, -0.1]      # some channels mostly positive, some mostly zero
     net.train(training)
     x = np.random.default_rng(0).normal(size=(4, 3, 6, 6)).astype(np.float32)
     run = _runner(net, x)
+    assert type(net[:3](Tensor(x)).creator).__name__ == "ReLU"
+    layer_by_layer = run()
+    nn.fuse(net)
+    assert [type(m).__name__ for m in net][1:3] == ["BatchNormReLU2d", "Identity"]
     fused_output = net[:3](Tensor(x))
     assert type(fused_output.creator).__name__ == "BatchNorm" and fused_output.creator.relu
     assert 0 < (fused_output.numpy() == 0).mean() < 1
-    fused = run()
     seen = []
     net.bn.register_forward_hook(lambda module, inputs, output: seen.append(output.numpy().min()))
-    assert type(net[:3](Tensor(x)).creator).__name__ == "ReLU"
-    layer_by_layer = run()
-    assert seen[-1] < 0                                  # the hook saw BatchNorm's own output
+    fused = run()
+    assert seen == [0.0]                                 # the hook on the fused layer sees the fused op
     for got, expected in zip(fused, layer_by_layer):
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 
 
-def test_sequential_does_not_fuse_layers_with_a_forward_of_their_own():
+def test_fuse_keeps_layers_with_forward_hooks_and_sees_batch_norm_1d():
+    net = small_net()
+    seen = []
+    net.bn.register_forward_hook(lambda module, inputs, output: seen.append(output.numpy().min()))
+    nn.fuse(net)
+    assert [type(m).__name__ for m in net][1:3] == ["BatchNorm2d", "ReLU"]
+    x = Tensor(np.random.default_rng(0).normal(size=(4, 3, 6, 6)).astype(np.float32))
+    net(x)
+    assert seen[-1] < 0                                  # the hook saw BatchNorm's own output
+
+    head = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.BatchNorm1d(6), nn.BatchNorm1d(6), nn.ReLU())
+    features = Tensor(np.random.default_rng(2).normal(size=(5, 4)).astype(np.float32))
+    expected = head(features).numpy()
+    nn.fuse(head)
+    assert [type(m).__name__ for m in head] == ["Linear", "Identity", "ReLUBatchNorm1d", "BatchNormReLU1d",
+                                                "Identity"]
+    np.testing.assert_allclose(head(features).numpy(), expected, rtol=1e-5, atol=1e-6)
+    nn.fuse(head)                                        # fusing again changes nothing
+    assert [type(m).__name__ for m in head][2:4] == ["ReLUBatchNorm1d", "BatchNormReLU1d"]
+
+
+def test_fused_model_moves_casts_and_loads_its_batch_norm_state():
+    net = nn.fuse(small_net())
+    net.to(np.float64)
+    assert net.bn.running_mean.dtype == np.float64 and net.bn.weight.dtype == np.float64
+    state = {key: np.full(np.shape(value), 0.5) for key, value in small_net().state_dict().items()}
+    net.load_state_dict(state)
+    np.testing.assert_array_equal(net.bn.running_var, 0.5)
+    with pytest.raises(TypeError, match="fuse: expected a tinycnn.nn.Module, got list"):
+        nn.fuse([net])
+
+
+def test_fuse_leaves_layers_with_a_forward_of_their_own():
     class ShiftedReLU(nn.ReLU):
         def forward(self, x):
             return super().forward(x - 1.0)
 
-    net = nn.Sequential(nn.BatchNorm2d(2), ShiftedReLU())
+    net = nn.fuse(nn.Sequential(nn.BatchNorm2d(2), ShiftedReLU()))
+    assert [type(m).__name__ for m in net] == ["BatchNorm2d", "ShiftedReLU"]
     x = Tensor(np.random.default_rng(0).normal(size=(3, 2, 4, 4)).astype(np.float32))
     expected = np.maximum(net[0](x).numpy() - 1.0, 0)
     np.testing.assert_allclose(net(x).numpy(), expected, rtol=1e-6)

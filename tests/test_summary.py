@@ -234,6 +234,34 @@ def test_summary_restores_the_engine_when_the_forward_fails():
     assert len(summary(nn.Linear(3, 2), (3,)).rows) == 1             # no stale hook adds rows
 
 
+def test_summary_follows_the_ops_through_a_function_hook_without_patching():
+    call = tinycnn.Function.__call__
+    during = []
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.BatchNorm2d(2), nn.MaxPool2d(2))
+    net[3].register_forward_hook(lambda module, inputs, output: during.append(tinycnn.Function.__call__))
+
+    class Count(tinycnn.FunctionHook):           # a hook of the caller's own, active around summary
+        def __init__(self):
+            self.calls = 0
+
+        def forward_postprocess(self, function, inputs, outputs):
+            self.calls += 1
+
+    with Count() as count:
+        s = summary(net, (1, 8, 8))
+    assert during == [call]                                          # nothing replaced while it ran
+    assert count.calls == 4                                          # Conv2d, ReLU, BatchNorm, MaxPool2d
+    assert [(row.kind, row.receptive_field) for row in s.rows] == [
+        ("Conv2d", (3, 3)), ("ReLU", (3, 3)), ("BatchNorm2d", (3, 3)), ("MaxPool2d", (4, 4))]
+
+
+def test_summary_of_a_fused_model_shows_the_fused_op():
+    net = nn.fuse(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.BatchNorm2d(2), nn.MaxPool2d(2)))
+    s = summary(net, (1, 8, 8))
+    assert [(row.kind, row.params, row.receptive_field) for row in s.rows] == [
+        ("Conv2d", 20, (3, 3)), ("Identity", 0, (3, 3)), ("ReLUBatchNorm2d", 8, (3, 3)), ("MaxPool2d", 0, (4, 4))]
+
+
 def test_summary_rejects_bad_arguments():
     with pytest.raises(TypeError, match="tinycnn.nn.Module"):
         summary("vgg16", (3, 224, 224))

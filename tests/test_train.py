@@ -324,3 +324,19 @@ def test_fit_argument_errors():
         fit(lambda x: x, loader, optimizer=opt, verbose=False)
     with pytest.raises(FileNotFoundError, match="missing.npz"):
         fit(model, loader, optimizer=opt, resume="missing.npz", verbose=False)
+
+
+def test_fit_fuses_batch_norm_and_relu_unless_told_not_to():
+    fused_run = fresh_run()
+    keys = list(fused_run[0].state_dict())
+    fused = train(fused_run, epochs=1)
+    plain_run = fresh_run()                 # after the first run: the same seeds for dropout
+    plain = train(plain_run, epochs=1, fuse=False)
+    assert [type(m).__name__ for m in fused_run[0]][1:3] == ["BatchNormReLU2d", "Identity"]
+    assert [type(m).__name__ for m in plain_run[0]][1:3] == ["BatchNorm2d", "ReLU"]
+    assert list(fused_run[0].state_dict()) == keys
+    plain_state = plain_run[0].state_dict()
+    for key, value in fused_run[0].state_dict().items():
+        # float32, 6 SGD steps from the same start: the fused kernels may only round differently
+        np.testing.assert_allclose(value, plain_state[key], rtol=1e-5, atol=1e-6 * np.abs(plain_state[key]).max())
+    assert fused["loss"] == pytest.approx(plain["loss"], rel=1e-5)

@@ -29,7 +29,6 @@ Conventions:
   buffers are not counted. ``Summary.memory_table()`` prints both.
 """
 import argparse
-import contextlib
 import gc
 from dataclasses import dataclass
 
@@ -40,7 +39,8 @@ from .backend import is_cupy_array, to_device
 from .functions.array import Pad
 from .functions.conv import Conv2d as ConvFunction
 from .functions.pool import AvgPool2d as AvgPoolFunction, MaxPool2d as MaxPoolFunction
-from .tensor import Function, Tensor, enable_grad, no_grad
+from .autograd import FunctionHook
+from .tensor import Tensor, enable_grad, no_grad
 
 
 @dataclass
@@ -167,7 +167,7 @@ def summary(model, input_shape=None, batch_size=1, backward=False):
     handle = nn.register_global_forward_hook(record)
     model.eval()
     try:
-        with (enable_grad() if backward else no_grad()), _tracking_receptive_fields():
+        with (enable_grad() if backward else no_grad()), _ReceptiveFieldHook():
             output = model(x)
         del output       # held until every row was measured: it keeps the graph alive
     finally:
@@ -312,26 +312,14 @@ def _format_field(row):
 
 # ----- receptive fields ----------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _tracking_receptive_fields():
-    """Within the block, every Function output gets a ``receptive_field`` attribute.
+class _ReceptiveFieldHook(FunctionHook):
+    """Gives every Function output made inside its ``with`` block a ``receptive_field``
+    attribute, so the fields follow the real data flow of any model, whatever its branches
+    and merges."""
 
-    Function.__call__ is wrapped (and restored afterwards), so the fields follow the real
-    data flow of any model, whatever its branches and merges.
-    """
-    original = Function.__call__
-
-    def call(function, *inputs):
-        outputs = original(function, *inputs)
-        for output in outputs if isinstance(outputs, tuple) else (outputs,):
+    def forward_postprocess(self, function, inputs, outputs):
+        for output in outputs:
             output.receptive_field = _propagate(function, inputs, output)
-        return outputs
-
-    Function.__call__ = call
-    try:
-        yield
-    finally:
-        Function.__call__ = original
 
 
 def _propagate(function, inputs, output):

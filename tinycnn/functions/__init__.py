@@ -6,7 +6,7 @@
 """
 from .math import (add, sub, mul, div, neg, pow, exp, log, sqrt, matmul, sum, mean, max,
                    reshape, transpose, getitem, cast, to_device, linear, sum_to)
-from .activation import relu, leaky_relu, elu, sigmoid, tanh, softmax, log_softmax
+from .activation import relu, relu6, leaky_relu, elu, sigmoid, tanh, softmax, log_softmax
 from .array import concat, split, flatten, pad, channel_shuffle
 from .conv import conv2d
 from .pool import max_pool2d, avg_pool2d, global_avg_pool2d

@@ -20,6 +20,19 @@ class ReLU(Function):
         return gy * self.mask
 
 
+class ReLU6(Function):
+    """min(max(x, 0), 6), MobileNet's activation; the gradient passes where 0 < x < 6."""
+
+    saved_inputs, saves_outputs = (), False         # backward reads only the mask made in forward
+
+    def forward(self, x):
+        self.mask = (x > 0) & (x < 6)
+        return get_array_module(x).clip(x, 0, 6)
+
+    def backward(self, gy):
+        return gy * self.mask
+
+
 class LeakyReLU(Function):
     saved_inputs, saves_outputs = (), False
 
@@ -120,6 +133,17 @@ def relu(x):
     """max(x, 0)."""
     require_float("relu", x)
     return ReLU()(x)
+
+
+def relu6(x):
+    """min(max(x, 0), 6), as PyTorch's ``F.relu6`` (MobileNets).
+
+        >>> import tinycnn, tinycnn.functions as F
+        >>> F.relu6(tinycnn.Tensor([-1.0, 3.0, 8.0]))
+        tensor([0., 3., 6.], dtype=float32)
+    """
+    require_float("relu6", x)
+    return ReLU6()(x)
 
 
 def leaky_relu(x, negative_slope=0.01):

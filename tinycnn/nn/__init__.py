@@ -9,4 +9,6 @@ from .containers import Sequential, ModuleList
 from .layers import (Conv2d, Linear, MaxPool2d, AvgPool2d, GlobalAvgPool2d, LocalResponseNorm,
                      BatchNorm1d, BatchNorm2d, Dropout, ReLU, LeakyReLU, ELU, Sigmoid, Tanh,
                      Softmax, Flatten, Identity)
+from .activation_layers import ReLU6, ZeroPad2d
+from .fusion import fuse, BatchNormReLU1d, BatchNormReLU2d, ReLUBatchNorm1d, ReLUBatchNorm2d
 from . import init

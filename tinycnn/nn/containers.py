@@ -7,18 +7,14 @@
 """
 from collections import OrderedDict
 
-from .layers import ReLU, _BatchNorm
-from .module import Module, _global_forward_hooks
+from .module import Module
 
 
 class Sequential(Module):
     """Runs its modules in order; built from modules or from an OrderedDict of named modules.
 
-    A BatchNorm followed by a ReLU runs as one fused op (``_BatchNorm.forward_relu``), and so
-    does a ReLU followed by a BatchNorm (``_BatchNorm.forward_after_relu``): the same values,
-    one pass over memory instead of two, forward and backward. Hooks see every layer's
-    output, so when either layer or the whole process has a forward hook (summaries, feature
-    extraction), the two run one after the other as written.
+    Every module runs as written; ``nn.fuse(model)`` turns a BatchNorm next to a ReLU into
+    one op.
     """
 
     def __init__(self, *modules):
@@ -31,20 +27,8 @@ class Sequential(Module):
                 self.add_module(str(index), module)
 
     def forward(self, x):
-        modules = list(self._modules.values())
-        index = 0
-        while index < len(modules):
-            module = modules[index]
-            following = modules[index + 1] if index + 1 < len(modules) else None
-            if _fusable(module, following, _BatchNorm, ReLU):
-                x = module.forward_relu(x)
-                index += 2
-            elif _fusable(module, following, ReLU, _BatchNorm):
-                x = following.forward_after_relu(x)
-                index += 2
-            else:
-                x = module(x)
-                index += 1
+        for module in self._modules.values():
+            x = module(x)
         return x
 
     def __getitem__(self, index):
@@ -85,12 +69,3 @@ class ModuleList(Module):
     def __iter__(self):
         return iter(self._modules.values())
 
-
-def _fusable(module, following, first, second):
-    """Whether `module` is a `first` and `following` a `second` (a BatchNorm and a ReLU, in either
-    order, neither with a forward of its own) that can run fused: no hook needs the output
-    between them."""
-    def kind(layer, cls):
-        return isinstance(layer, cls) and type(layer).forward is cls.forward
-    return (kind(module, first) and kind(following, second) and not _global_forward_hooks
-            and not module._forward_hooks and not following._forward_hooks)

@@ -300,9 +300,13 @@ class Trainer:
 
 def fit(model, train_loader, val_loader=None, optimizer=None, loss=None, epochs=1, callbacks=(),
         schedule=None, loss_weights=None, resume=None, lr=None, start_epoch=0, verbose=True,
-        preprocessing=None, meta=None, log_every=20, resume_command=None):
+        preprocessing=None, meta=None, log_every=20, resume_command=None, fuse=True):
     """Train ``model`` on ``train_loader`` until epoch ``epochs``; returns a History.
 
+    - ``fuse=True`` first calls ``tinycnn.nn.fuse(model)``, which rewrites the model in
+      place: each BatchNorm next to a ReLU in an nn.Sequential becomes one op, one pass over
+      memory instead of two, with the same parameters, state_dict keys and values.
+      ``fuse=False`` trains every layer as written.
     - ``loss(logits, labels)`` defaults to softmax cross entropy. A model that
       returns a tuple (GoogLeNet: main, aux1, aux2) is trained on the weighted sum
       of its losses, ``loss_weights`` defaulting to (1, 0.3, 0.3).
@@ -321,7 +325,7 @@ def fit(model, train_loader, val_loader=None, optimizer=None, loss=None, epochs=
       2 only the lines, 0 (or False) nothing. The bar reads the metrics every
       ``log_every`` batches; in between they stay on the device.
     """
-    from ..nn import Module
+    from ..nn import Module, fuse as fuse_layers
     if not isinstance(model, Module):
         raise TypeError(f"fit: model must be a tinycnn.nn.Module, got {type(model).__name__}")
     if optimizer is None:
@@ -331,6 +335,8 @@ def fit(model, train_loader, val_loader=None, optimizer=None, loss=None, epochs=
     for callback in callbacks:
         if not hasattr(callback, "on_epoch_end"):
             raise TypeError(f"fit: callbacks must be tinycnn.train.Callback objects, got {type(callback).__name__}")
+    if fuse:
+        fuse_layers(model)
     trainer = Trainer(model, optimizer, train_loader, val_loader, loss, schedule, loss_weights, epochs,
                       callbacks, preprocessing, meta, verbose, log_every, resume_command)
     if resume is not None:
