@@ -159,8 +159,8 @@ class Geometry:
     sx: int
     py: int
     px: int
-    dy: int
-    dx: int
+    dil_h: int
+    dil_w: int
     oh: int
     ow: int
 
@@ -178,10 +178,10 @@ def _axis(draw, dilated):
 
 @st.composite
 def conv_geometries(draw, max_channels=3):
-    h, kh, sy, py, dy, oh = _axis(draw, dilated=True)
-    w, kw, sx, px, dx, ow = _axis(draw, dilated=True)
+    h, kh, sy, py, dil_h, oh = _axis(draw, dilated=True)
+    w, kw, sx, px, dil_w, ow = _axis(draw, dilated=True)
     return Geometry(draw(st.integers(1, 2)), draw(st.integers(1, max_channels)),
-                    h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+                    h, w, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
 
 
 def _pool_axis(draw, ceil_mode):
@@ -213,7 +213,7 @@ def pool_geometries(draw):
 @examples()
 def test_im2col_matches_reference(device, g, dtype, seed, launch):
     x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
-    args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.dy, g.dx, g.oh, g.ow)
+    args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w, g.oh, g.ow)
     results = run_everywhere(device, launch, kcuda.im2col, x, *args)
     assert_all_close(results, reference.im2col(x, *args), dtype)
 
@@ -222,7 +222,7 @@ def test_im2col_matches_reference(device, g, dtype, seed, launch):
 @examples()
 def test_col2im_matches_reference(device, g, dtype, seed, launch):
     col = random_array(seed, (g.n, g.c, g.kh, g.kw, g.oh, g.ow), dtype)
-    args = (g.h, g.w, g.sy, g.sx, g.py, g.px, g.dy, g.dx)
+    args = (g.h, g.w, g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w)
     results = run_everywhere(device, launch, kcuda.col2im, col, *args)
     assert_all_close(results, reference.col2im(col, *args), dtype)
 
@@ -363,7 +363,7 @@ def test_depthwise_conv2d_forward_matches_reference(device, case, launch):
     g, m, dtype, seed = case
     x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
     weight = random_array(seed + 1, (g.c * m, 1, g.kh, g.kw), dtype)
-    args = (g.sy, g.sx, g.py, g.px, g.dy, g.dx, g.oh, g.ow)
+    args = (g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w, g.oh, g.ow)
     results = run_everywhere(device, launch, kcuda.depthwise_conv2d_forward, x, weight, *args)
     assert_all_close(results, reference.depthwise_conv2d_forward(x, weight, *args), dtype)
 
@@ -375,7 +375,7 @@ def test_depthwise_conv2d_backward_input_matches_reference(device, case, launch,
     gy = random_array(seed, (g.n, g.c * m, g.oh, g.ow), dtype)
     weight = random_array(seed + 1, (g.c * m, 1, g.kh, g.kw), dtype)
     in_channels = g.c if name_channels or m > 1 else None      # None means multiplier 1
-    args = (g.h, g.w, g.sy, g.sx, g.py, g.px, g.dy, g.dx, in_channels)
+    args = (g.h, g.w, g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w, in_channels)
     results = run_everywhere(device, launch, kcuda.depthwise_conv2d_backward_input, gy, weight, *args)
     assert_all_close(results, reference.depthwise_conv2d_backward_input(gy, weight, *args), dtype)
 
@@ -386,7 +386,7 @@ def test_depthwise_conv2d_backward_weight_matches_reference(device, case, launch
     g, m, dtype, seed = case
     x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
     gy = random_array(seed + 1, (g.n, g.c * m, g.oh, g.ow), dtype)
-    args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.dy, g.dx)
+    args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w)
     results = run_everywhere(device, launch, kcuda.depthwise_conv2d_backward_weight, x, gy, *args)
     assert_all_close(results, reference.depthwise_conv2d_backward_weight(x, gy, *args), dtype,
                      scale=g.n * g.oh * g.ow)
@@ -409,29 +409,6 @@ def test_dropout_apply_is_x_times_mask_times_scale(device, shape, p, dtype, seed
     assert_all_close(results, x * mask * dtype(scale), dtype)
 
 
-@given(shape=shapes, dtype=dtypes, seed=seeds, launch=odd_launches, data=st.data())
-@examples()
-def test_channel_shuffle_regroups_channels_and_inverts(device, shape, dtype, seed, launch, data):
-    channels = shape[1]
-    groups = data.draw(st.sampled_from([g for g in range(1, channels + 1) if channels % g == 0]))
-    x = random_array(seed, shape, dtype)
-    expected = x.reshape(shape[0], groups, channels // groups, -1).swapaxes(1, 2).reshape(shape)
-    results = run_everywhere(device, launch, kcuda.channel_shuffle, x, groups)
-    assert_all_close(results, expected, dtype)
-    back = kcuda.channel_shuffle(kcuda.channel_shuffle(device.put(x), groups), channels // groups)
-    np.testing.assert_array_equal(device.get(back), x)
-
-
-@given(shape=shapes, dtype=dtypes, seed=seeds, launch=odd_launches)
-@examples()
-def test_bias_relu_is_max_of_x_plus_bias_and_zero(device, shape, dtype, seed, launch):
-    x = random_array(seed, shape, dtype, "nan")
-    bias = random_array(seed + 1, shape[1:2], dtype)
-    expected = np.maximum(x + bias.reshape(-1, *[1] * (len(shape) - 2)), 0)   # NaN stays NaN
-    results = run_everywhere(device, launch, kcuda.bias_relu, x, bias)
-    assert_all_close(results, expected, dtype)
-
-
 # ---------------------------------------------------------------------------------------------
 # the loader's marshalling and errors, and the harness's refusals
 
@@ -449,8 +426,9 @@ def test_loader_passes_sizes_as_int32_and_scalars_in_the_array_dtype():
 def test_loader_refuses_arrays_of_the_wrong_type_or_shape(device):
     with pytest.raises(TypeError, match="im2col: expected a float32 or float64 array, got int64"):
         kcuda.im2col(device.put(np.zeros((1, 1, 2, 2), np.int64)), 1, 1, 1, 1, 0, 0, 1, 1, 2, 2)
-    with pytest.raises(TypeError, match="bias_relu: all arrays must be float32, got one of float64"):
-        kcuda.bias_relu(device.put(np.zeros((1, 2), np.float32)), device.put(np.zeros(2)))
+    with pytest.raises(TypeError, match="depthwise_conv2d_forward: all arrays must be float32, got one of float64"):
+        kcuda.depthwise_conv2d_forward(device.put(np.zeros((1, 1, 2, 2), np.float32)),
+                                       device.put(np.zeros((1, 1, 1, 1))), 1, 1, 0, 0, 1, 1, 2, 2)
     x = device.put(np.zeros((2, 3), np.float32))
     with pytest.raises(TypeError, match="dropout_apply: mask must be a bool array, got float32"):
         kcuda.dropout_apply(x, x, 2.0)
@@ -463,7 +441,7 @@ def test_module_imports_without_cupy_and_fails_clearly_when_used():
               "import numpy as np\n"
               "from tinycnn.kernels import cuda\n"
               "try:\n"
-              "    cuda.bias_relu(np.zeros((1, 1), np.float32), np.zeros(1, np.float32))\n"
+              "    cuda.dropout_apply(np.zeros((1, 1), np.float32), np.ones((1, 1), bool), 1.0)\n"
               "except RuntimeError as error:\n"
               "    print('RuntimeError:', error)\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -472,8 +450,8 @@ def test_module_imports_without_cupy_and_fails_clearly_when_used():
 
 
 @pytest.fixture(scope="module")
-def relu_kernel():
-    return cuda_harness.load_library().get_function("bias_relu_f32")
+def dropout_kernel():
+    return cuda_harness.load_library().get_function("dropout_apply_f32")
 
 
 def _read_only(array):
@@ -481,35 +459,35 @@ def _read_only(array):
     return array
 
 
-def _relu_args(**changes):
-    args = dict(x=np.zeros((2, 3), np.float32), bias=np.zeros(3, np.float32),
-                y=np.zeros((2, 3), np.float32), n=np.int32(2), c=np.int32(3), l=np.int32(1))
+def _dropout_args(**changes):
+    args = dict(x=np.zeros(6, np.float32), mask=np.ones(6, bool), y=np.zeros(6, np.float32),
+                size=np.int32(6), scale=np.float32(2.0))
     args.update(changes)
     return tuple(args.values())
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(n=2), r"parameter n \(int\) needs a numpy int32 scalar, got int"),
-    (dict(c=np.int64(3)), r"parameter c \(int\) needs a numpy int32 scalar, got int64"),
-    (dict(bias=np.zeros(3)), r"parameter bias \(const float\*\) needs a float32 array, got float64"),
-    (dict(x=np.zeros((2, 6), np.float32)[:, ::2]), r"parameter x .* non-contiguous"),
-    (dict(y=_read_only(np.zeros((2, 3), np.float32))), r"parameter y .* read-only"),
-    (dict(bias=[0.0, 0.0, 0.0]), r"parameter bias .* needs an array, got list"),
+    (dict(size=6), r"parameter size \(int\) needs a numpy int32 scalar, got int"),
+    (dict(size=np.int64(6)), r"parameter size \(int\) needs a numpy int32 scalar, got int64"),
+    (dict(x=np.zeros(6)), r"parameter x \(const float\*\) needs a float32 array, got float64"),
+    (dict(x=np.zeros(12, np.float32)[::2]), r"parameter x .* non-contiguous"),
+    (dict(y=_read_only(np.zeros(6, np.float32))), r"parameter y .* read-only"),
+    (dict(x=[0.0] * 6), r"parameter x .* needs an array, got list"),
 ])
-def test_harness_refuses_what_cupy_would_marshal_differently(relu_kernel, changes, message):
+def test_harness_refuses_what_cupy_would_marshal_differently(dropout_kernel, changes, message):
     with pytest.raises(TypeError, match=message):
-        relu_kernel((1,), (32,), _relu_args(**changes))
+        dropout_kernel((1,), (32,), _dropout_args(**changes))
 
 
-def test_harness_checks_argument_count_and_launch_shape(relu_kernel):
-    with pytest.raises(TypeError, match="takes 6 arguments, got 5"):
-        relu_kernel((1,), (32,), _relu_args()[:5])
+def test_harness_checks_argument_count_and_launch_shape(dropout_kernel):
+    with pytest.raises(TypeError, match="takes 5 arguments, got 4"):
+        dropout_kernel((1,), (32,), _dropout_args()[:4])
     with pytest.raises(ValueError, match="more than 1024 threads per block"):
-        relu_kernel((1,), (64, 32), _relu_args())
-    x = np.arange(-3, 3, dtype=np.float32).reshape(2, 3)
-    y = np.zeros_like(x)
-    relu_kernel(1, (1, 1, 1), _relu_args(x=x, y=y))        # ints and 3-d shapes, as in CuPy
-    np.testing.assert_array_equal(y, np.maximum(x, 0))
+        dropout_kernel((1,), (64, 32), _dropout_args())
+    x = np.arange(-3, 3, dtype=np.float32)
+    mask, y = x > -2, np.zeros_like(x)
+    dropout_kernel(1, (1, 1, 1), _dropout_args(x=x, mask=mask, y=y))        # ints and 3-d shapes, as in CuPy
+    np.testing.assert_array_equal(y, x * mask * 2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -607,55 +585,12 @@ def test_the_sanitizer_subprocess_runs_the_sanitized_build():
 @not_when_sanitizing
 def test_sanitizer_build_catches_an_out_of_bounds_write():
     script = ("import numpy as np, cuda_harness\n"
-              "kernel = cuda_harness.load_library().get_function('bias_relu_f32')\n"
-              "x = np.zeros((2, 3), np.float32)\n"
+              "kernel = cuda_harness.load_library().get_function('dropout_apply_f32')\n"
+              "x = np.zeros(6, np.float32)\n"
               "too_small = np.zeros(3, np.float32)\n"
-              "kernel((1,), (32,), (x, np.zeros(3, np.float32), too_small,\n"
-              "                     np.int32(2), np.int32(3), np.int32(1)))\n")
+              "kernel((1,), (32,), (x, np.ones(6, bool), too_small, np.int32(6), np.float32(1)))\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env=_sanitizer_env(), cwd=TESTS)
     assert result.returncode != 0
     assert "AddressSanitizer: heap-buffer-overflow" in result.stderr
-    assert "bias_relu" in result.stderr
-
-
-# ---------------------------------------------------------------------------------------------
-# execution: im2row / row2im / swap_last_axes (composed from im2col / col2im and a copy)
-
-@given(g=conv_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches)
-@examples()
-def test_im2row_and_row2im_match_reference(device, g, dtype, seed, launch):
-    x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
-    args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.dy, g.dx, g.oh, g.ow)
-    assert_all_close(run_everywhere(device, launch, kcuda.im2row, x, *args), reference.im2row(x, *args), dtype)
-    rows = random_array(seed + 1, (g.n, g.oh, g.ow, g.kh, g.kw, g.c), dtype)
-    args = (g.h, g.w, g.sy, g.sx, g.py, g.px, g.dy, g.dx)
-    assert_all_close(run_everywhere(device, launch, kcuda.row2im, rows, *args), reference.row2im(rows, *args), dtype)
-
-
-@pytest.mark.parametrize("n, c, k, h, w, py, px", [(2, 3, 4, 5, 7, 1, 1), (1, 2, 3, 1, 2, 2, 1), (3, 5, 2, 8, 6, 0, 3)])
-@given(dtype=dtypes, seed=seeds, launch=odd_launches)
-@examples()
-def test_winograd_transforms_match_reference(device, n, c, k, h, w, py, px, dtype, seed, launch):
-    oh, ow = h + 2 * py - 2, w + 2 * px - 2
-    th, tw = reference.winograd_tile_grid(oh, ow)
-    planes_c, planes_k = (np.zeros((36, n * th * tw * channels + 3), dtype) for channels in (c, k))
-    x, gy = random_array(seed, (n, c, h, w), dtype), random_array(seed + 1, (n, k, oh, ow), dtype)
-    v, m = random_array(seed + 2, planes_c.shape, dtype), random_array(seed + 3, planes_k.shape, dtype)
-    weight, gu = random_array(seed + 4, (k, c, 3, 3), dtype), random_array(seed + 5, (36, c, k), dtype)
-    calls = [("winograd_input_transform", (x, py, px, th, tw, planes_c)),
-             ("winograd_input_transform_backward", (v, n, c, h, w, py, px, th, tw)),
-             ("winograd_output_transform", (m, n, k, oh, ow)),
-             ("winograd_output_transform_backward", (gy, planes_k)),
-             ("winograd_weight_transform", (weight,)),
-             ("winograd_weight_transform_backward", (gu,))]
-    for name, args in calls:
-        expected = getattr(reference, name)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
-        assert_all_close(run_everywhere(device, launch, getattr(kcuda, name), *args), expected, dtype)
-
-
-@given(a=st.integers(1, 40), b=st.integers(1, 40), dtype=dtypes, seed=seeds, launch=odd_launches)
-@examples()
-def test_swap_last_axes_matches_reference(device, a, b, dtype, seed, launch):
-    x = random_array(seed, (2, a, b), dtype)
-    assert_all_close(run_everywhere(device, launch, kcuda.swap_last_axes, x), reference.swap_last_axes(x), dtype)
+    assert "dropout_apply" in result.stderr

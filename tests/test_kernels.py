@@ -41,21 +41,21 @@ class Case:
     sx: int = 1
     py: int = 0
     px: int = 0
-    dy: int = 1
-    dx: int = 1
+    dil_h: int = 1
+    dil_w: int = 1
     ceil_mode: bool = False
 
     @property
     def oh(self):
-        return out_size(self.h, self.kh, self.sy, self.py, self.dy, self.ceil_mode)
+        return out_size(self.h, self.kh, self.sy, self.py, self.dil_h, self.ceil_mode)
 
     @property
     def ow(self):
-        return out_size(self.w, self.kw, self.sx, self.px, self.dx, self.ceil_mode)
+        return out_size(self.w, self.kw, self.sx, self.px, self.dil_w, self.ceil_mode)
 
     @property
-    def conv(self):                       # sy, sx, py, px, dy, dx
-        return self.sy, self.sx, self.py, self.px, self.dy, self.dx
+    def conv(self):                       # sy, sx, py, px, dil_h, dil_w
+        return self.sy, self.sx, self.py, self.px, self.dil_h, self.dil_w
 
     @property
     def pool(self):                       # kh, kw, sy, sx, py, px
@@ -67,10 +67,10 @@ def conv_cases(draw):
     """Convolution windows: stride below and above the kernel, padding, dilation, odd sizes."""
     kh, kw, sy, sx = (draw(st.integers(1, 4)) for _ in range(4))
     py, px = draw(st.integers(0, 3)), draw(st.integers(0, 3))
-    dy, dx = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    h = draw(st.integers(max(1, dy * (kh - 1) + 1 - 2 * py), 12))   # at least one window fits
-    w = draw(st.integers(max(1, dx * (kw - 1) + 1 - 2 * px), 12))
-    return Case(draw(st.integers(1, 3)), draw(st.integers(1, 4)), h, w, kh, kw, sy, sx, py, px, dy, dx)
+    dil_h, dil_w = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h = draw(st.integers(max(1, dil_h * (kh - 1) + 1 - 2 * py), 12))   # at least one window fits
+    w = draw(st.integers(max(1, dil_w * (kw - 1) + 1 - 2 * px), 12))
+    return Case(draw(st.integers(1, 3)), draw(st.integers(1, 4)), h, w, kh, kw, sy, sx, py, px, dil_h, dil_w)
 
 
 @st.composite
@@ -426,7 +426,7 @@ CONV_EDGE_CASES = [
     Case(2, 2, 1, 1, 3, 3, py=2, px=2),                      # windows mostly padding
     Case(1, 2, 2, 3, 1, 1, 2, 3, 2, 2),                      # 1x1 kernel, padding larger than needed
     Case(2, 3, 7, 5, 2, 2, 3, 3, 1, 1),                      # stride larger than the kernel
-    Case(1, 2, 5, 4, 3, 3, py=3, px=3, dy=3, dx=2),          # dilation, padding = dilated extent
+    Case(1, 2, 5, 4, 3, 3, py=3, px=3, dil_h=3, dil_w=2),          # dilation, padding = dilated extent
     Case(2, 1, 6, 9, 4, 1, 1, 2, 3, 0),                      # asymmetric window
     Case(1, 3, 9, 9, 3, 3, 2, 2, 1, 1, 2, 2),                # stride and dilation together
 ]
@@ -649,7 +649,7 @@ def bad_calls():
         ("im2col", TypeError, "NumPy or CuPy array", swap("im2col", 0, x.tolist())),
         ("im2col", ValueError, "sy must be positive", swap("im2col", 3, 0)),
         ("im2col", ValueError, "px must be non-negative", swap("im2col", 6, -1)),
-        ("im2col", ValueError, "dy must be positive", swap("im2col", 7, 0)),
+        ("im2col", ValueError, "dil_h must be positive", swap("im2col", 7, 0)),
         ("im2col", TypeError, "must be an int", swap("im2col", 1, 3.0)),
         ("im2col", ValueError, "oh=6 does not fit", swap("im2col", 9, 6)),
         ("im2col", ValueError, "oh must be positive", swap("im2col", 9, 0)),
@@ -702,7 +702,7 @@ def bad_calls():
          swap("depthwise_conv2d_forward", 1, np.ones((6, 1, 3, 3)))),
         ("depthwise_conv2d_forward", TypeError, "weight has dtype float32",
          swap("depthwise_conv2d_forward", 1, np.ones((8, 1, 3, 3), np.float32))),
-        ("depthwise_conv2d_forward", ValueError, "dx must be positive",
+        ("depthwise_conv2d_forward", ValueError, "dil_w must be positive",
          swap("depthwise_conv2d_forward", 7, 0)),
         ("depthwise_conv2d_backward_input", ValueError, "C=3 input channels",
          swap("depthwise_conv2d_backward_input", 0, calls["depthwise_conv2d_backward_input"][0][0],
@@ -790,7 +790,7 @@ def tensor(torch, array, grad=False):
 def test_reference_im2col_col2im_match_torch_unfold_fold(torch, case, seed):
     F = torch.nn.functional
     x = normal(seed, case.n, case.c, case.h, case.w)
-    options = dict(kernel_size=(case.kh, case.kw), dilation=(case.dy, case.dx),
+    options = dict(kernel_size=(case.kh, case.kw), dilation=(case.dil_h, case.dil_w),
                    padding=(case.py, case.px), stride=(case.sy, case.sx))
     col = kernels.reference.im2col(x, case.kh, case.kw, *case.conv, case.oh, case.ow)
     # torch's (N, C*kh*kw, oh*ow) is our (N, C, kh, kw, oh, ow) flattened
@@ -871,7 +871,7 @@ def test_reference_depthwise_matches_torch(torch, case, seed, multiplier):
     gy = normal(seed + 2, case.n, case.c * multiplier, case.oh, case.ow)
     xt, wt = tensor(torch, x, True), tensor(torch, weight, True)
     yt = torch.nn.functional.conv2d(xt, wt, stride=(case.sy, case.sx), padding=(case.py, case.px),
-                                    dilation=(case.dy, case.dx), groups=case.c)
+                                    dilation=(case.dil_h, case.dil_w), groups=case.c)
     yt.backward(tensor(torch, gy))
     reference = kernels.reference
     y = reference.depthwise_conv2d_forward(x, weight, *case.conv, case.oh, case.ow)

@@ -14,6 +14,7 @@ from .io import save, load, CheckpointError
 from .config import set_workspace_limit, get_workspace_limit, WorkspaceWarning
 from .scratch import release_scratch, keep_freed_memory
 from .parallel import set_num_threads, get_num_threads
+from .kernels.geometry import conv_output_size
 from . import backend, cuda, functions, nn, optim, data, train, viz
 from .summary import summary
 

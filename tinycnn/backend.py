@@ -9,19 +9,8 @@ Every op asks ``xp = get_array_module(x)`` and then writes ``xp.exp(...)``,
 """
 import numpy as np
 
-
-def gpu_available():
-    """True when CuPy is importable and sees at least one CUDA device."""
-    try:
-        import cupy
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
-
-
-def is_cupy_array(array):
-    """True for a cupy.ndarray (tested by type, without importing cupy)."""
-    return type(array).__module__.split(".")[0] == "cupy"
+# the one GPU probe and device test, kernels.device's; re-exported for the engine
+from .kernels.device import array_module, gpu_available, gpu_count, is_cupy_array  # noqa: F401
 
 
 def unwrap(value):
@@ -39,11 +28,7 @@ def get_array_module(*arrays):
 
     Tensors are unwrapped through their ``.data`` attribute.
     """
-    for array in arrays:
-        if is_cupy_array(unwrap(array)):
-            import cupy as cp
-            return cp
-    return np
+    return array_module(*map(unwrap, arrays))
 
 
 def device_of(array):

@@ -1,10 +1,10 @@
-"""GPU queries, PyTorch style.
+"""GPU queries, PyTorch style; the probe itself is kernels.device's, the only one.
 
     >>> import tinycnn
     >>> isinstance(tinycnn.cuda.is_available(), bool)
     True
 """
-from .backend import gpu_available
+from .kernels.device import gpu_available, gpu_count
 
 
 def is_available():
@@ -13,7 +13,5 @@ def is_available():
 
 
 def device_count():
-    if not gpu_available():
-        return 0
-    import cupy
-    return cupy.cuda.runtime.getDeviceCount()
+    """CUDA devices visible to CuPy (0 without CuPy)."""
+    return gpu_count()

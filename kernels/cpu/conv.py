@@ -1,17 +1,13 @@
-"""im2col / col2im for convolution as one GEMM (NCHW).
+"""im2col / col2im and im2row / row2im for convolution as GEMMs (NCHW).
 
 Both kernels work one (n, c) image plane at a time through a small zero-padded copy of the
 plane: every row of a window then lies inside the copy, so there are no border cases, and
 each row of the column matrix is one short copy (or add) that LLVM vectorizes. Indices into
 the flat arrays are cast to unsigned (``uintp``): Numba then drops its negative-index
-wraparound test, which otherwise keeps these short loops scalar. On the development machine
-this fills a 4.7 MB column buffer (32 channels, 32x32) in 0.11 ms, as fast as NumPy copies
-it, against 0.55 ms for an earlier version that clipped windows with 2-D slices.
+wraparound test, which otherwise keeps these short loops scalar.
 
-They run on one thread. Convolution calls them on cache-sized chunks of the batch between
-OpenBLAS's multi-threaded GEMMs, and there a parallel launch cost more than it saved:
-Numba's workqueue pool takes about 0.1 ms to start, and its workers compete for the two
-cores with OpenBLAS's threads, which spin for a while after every GEMM.
+They run on one thread: convolution calls them on cache-sized chunks between multi-threaded
+GEMMs, where a parallel launch costs more than it saves (BENCHMARKS.md, "Design history").
 """
 import math
 
@@ -19,40 +15,40 @@ import numpy as np
 from numba import njit, uintp
 
 
-def im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
-    """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow); col[n,c,i,j,y,x] = x[n,c,y*sy-py+i*dy, x*sx-px+j*dx].
+def im2col(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None):
+    """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow); col[n,c,i,j,y,x] = x[n,c,y*sy-py+i*dil_h, x*sx-px+j*dil_w].
     ``out``, if given, is the (C-contiguous) array to fill."""
     col = np.empty(x.shape[:2] + (kh, kw, oh, ow), x.dtype) if out is None else out
-    _im2col(x, sy, sx, py, px, dy, dx, col)
+    _im2col(x, sy, sx, py, px, dil_h, dil_w, col)
     return col
 
 
-def col2im(col, h, w, sy, sx, py, px, dy, dx, out=None):
+def col2im(col, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
     """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w), the adjoint of im2col. ``out``, if given,
     is the (C-contiguous) array to fill."""
     x = np.empty(col.shape[:2] + (h, w), col.dtype) if out is None else out
-    _col2im(col, sy, sx, py, px, dy, dx, x)
+    _col2im(col, sy, sx, py, px, dil_h, dil_w, x)
     return x
 
 
 @njit(cache=True, nogil=True)
-def _padded_plane_shape(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow):
+def _padded_plane_shape(h, w, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow):
     """Size of a plane holding the image at offset (py, px) and every window cell."""
-    hp = max(py + h, (oh - 1) * sy + (kh - 1) * dy + 1)
-    wp = max(px + w, (ow - 1) * sx + (kw - 1) * dx + 1)
+    hp = max(py + h, (oh - 1) * sy + (kh - 1) * dil_h + 1)
+    wp = max(px + w, (ow - 1) * sx + (kw - 1) * dil_w + 1)
     return hp, wp
 
 
 @njit(cache=True, nogil=True)
-def _copy_rows(padded, wp, col, start, kh, kw, oh, ow, sy, sx, dy, dx):
-    """col[start:] = rows (i, j, y) of one plane's windows: padded row y*sy + i*dy, from
-    column j*dx on, every sx-th entry. Stride 1 has a loop of its own: with a unit step
+def _copy_rows(padded, wp, col, start, kh, kw, oh, ow, sy, sx, dil_h, dil_w):
+    """col[start:] = rows (i, j, y) of one plane's windows: padded row y*sy + i*dil_h, from
+    column j*dil_w on, every sx-th entry. Stride 1 has a loop of its own: with a unit step
     LLVM vectorizes it."""
     k = start
     for i in range(kh):
         for j in range(kw):
             for y in range(oh):
-                base = (y * sy + i * dy) * wp + j * dx
+                base = (y * sy + i * dil_h) * wp + j * dil_w
                 if sx == 1:
                     for o in range(ow):
                         col[uintp(k + o)] = padded[uintp(base + o)]
@@ -63,13 +59,13 @@ def _copy_rows(padded, wp, col, start, kh, kw, oh, ow, sy, sx, dy, dx):
 
 
 @njit(cache=True, nogil=True)
-def _add_rows(padded, wp, col, start, kh, kw, oh, ow, sy, sx, dy, dx):
+def _add_rows(padded, wp, col, start, kh, kw, oh, ow, sy, sx, dil_h, dil_w):
     """The adjoint of _copy_rows: add each row of col back where it was copied from."""
     k = start
     for i in range(kh):
         for j in range(kw):
             for y in range(oh):
-                base = (y * sy + i * dy) * wp + j * dx
+                base = (y * sy + i * dil_h) * wp + j * dil_w
                 if sx == 1:
                     for o in range(ow):
                         padded[uintp(base + o)] += col[uintp(k + o)]
@@ -80,50 +76,50 @@ def _add_rows(padded, wp, col, start, kh, kw, oh, ow, sy, sx, dy, dx):
 
 
 @njit(cache=True, nogil=True)
-def _im2col(x, sy, sx, py, px, dy, dx, col):
+def _im2col(x, sy, sx, py, px, dil_h, dil_w, col):
     n_images, channels, h, w = x.shape
     kh, kw, oh, ow = col.shape[2:]
-    hp, wp = _padded_plane_shape(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    hp, wp = _padded_plane_shape(h, w, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     padded = np.zeros(hp * wp, x.dtype)             # only its interior is ever written
     image, columns = x.reshape(-1), col.reshape(-1)
     for plane in range(n_images * channels):        # plane = n * channels + c
         for a in range(h):
             for b in range(w):
                 padded[uintp((py + a) * wp + px + b)] = image[uintp((plane * h + a) * w + b)]
-        _copy_rows(padded, wp, columns, plane * kh * kw * oh * ow, kh, kw, oh, ow, sy, sx, dy, dx)
+        _copy_rows(padded, wp, columns, plane * kh * kw * oh * ow, kh, kw, oh, ow, sy, sx, dil_h, dil_w)
 
 
 @njit(cache=True, nogil=True)
-def _col2im(col, sy, sx, py, px, dy, dx, x):
+def _col2im(col, sy, sx, py, px, dil_h, dil_w, x):
     # The loop of _im2col run backwards: every column entry is added to the padded-plane
     # cell it was copied from, then the image part of the plane is the gradient. Each
     # pixel sums its contributions in one fixed order (i, j, y ascending): deterministic.
     n_images, channels, kh, kw, oh, ow = col.shape
     h, w = x.shape[2:]
-    hp, wp = _padded_plane_shape(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    hp, wp = _padded_plane_shape(h, w, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     padded = np.empty(hp * wp, x.dtype)
     image, columns = x.reshape(-1), col.reshape(-1)
     for plane in range(n_images * channels):
         padded[:] = 0
-        _add_rows(padded, wp, columns, plane * kh * kw * oh * ow, kh, kw, oh, ow, sy, sx, dy, dx)
+        _add_rows(padded, wp, columns, plane * kh * kw * oh * ow, kh, kw, oh, ow, sy, sx, dil_h, dil_w)
         for a in range(h):
             for b in range(w):
                 image[uintp((plane * h + a) * w + b)] = padded[uintp((py + a) * wp + px + b)]
 
 
-def im2row(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
-    """x (N, C, H, W) -> rows (N, oh, ow, kh, kw, C); rows[n,y,x,i,j,c] = x[n,c,y*sy-py+i*dy, x*sx-px+j*dx].
+def im2row(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None):
+    """x (N, C, H, W) -> rows (N, oh, ow, kh, kw, C); rows[n,y,x,i,j,c] = x[n,c,y*sy-py+i*dil_h, x*sx-px+j*dil_w].
     ``out``, if given, is the (C-contiguous) array to fill."""
     rows = np.empty((x.shape[0], oh, ow, kh, kw, x.shape[1]), x.dtype) if out is None else out
-    _im2row(x, sy, sx, py, px, dy, dx, rows)
+    _im2row(x, sy, sx, py, px, dil_h, dil_w, rows)
     return rows
 
 
-def row2im(rows, h, w, sy, sx, py, px, dy, dx, out=None):
+def row2im(rows, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
     """rows (N, oh, ow, kh, kw, C) -> x (N, C, h, w), the adjoint of im2row. ``out``, if given,
     is the (C-contiguous) array to fill."""
     x = np.empty((rows.shape[0], rows.shape[5], h, w), rows.dtype) if out is None else out
-    _row2im(rows, sy, sx, py, px, dy, dx, x)
+    _row2im(rows, sy, sx, py, px, dil_h, dil_w, x)
     return x
 
 
@@ -165,44 +161,44 @@ def _from_padded_channels_last(padded, plane_start, channels, h, w, py, px, wp, 
 
 
 @njit(cache=True, nogil=True)
-def _im2row(x, sy, sx, py, px, dy, dx, rows):
+def _im2row(x, sy, sx, py, px, dil_h, dil_w, rows):
     n_images, channels, h, w = x.shape
     oh, ow, kh, kw = rows.shape[1:5]
-    hp, wp = _padded_plane_shape(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    hp, wp = _padded_plane_shape(h, w, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     padded = np.zeros(hp * wp * channels, x.dtype)      # only its interior is ever written
     image, out = x.reshape(-1), rows.reshape(-1)
-    run = kw * channels if dx == 1 else channels         # adjacent values per copy
+    run = kw * channels if dil_w == 1 else channels         # adjacent values per copy
     k = 0
     for n in range(n_images):
         _to_padded_channels_last(image, n * channels, channels, h, w, py, px, wp, padded)
         for y in range(oh):
             for o in range(ow):
                 for i in range(kh):
-                    for j in range(0, kw, kw if dx == 1 else 1):
-                        start = ((y * sy + i * dy) * wp + o * sx + j * dx) * channels
+                    for j in range(0, kw, kw if dil_w == 1 else 1):
+                        start = ((y * sy + i * dil_h) * wp + o * sx + j * dil_w) * channels
                         for e in range(run):
                             out[uintp(k + e)] = padded[uintp(start + e)]
                         k += run
 
 
 @njit(cache=True, nogil=True)
-def _row2im(rows, sy, sx, py, px, dy, dx, x):
+def _row2im(rows, sy, sx, py, px, dil_h, dil_w, x):
     # _im2row run backwards, into a zeroed channels-last plane per image, in one fixed order
     # (deterministic); then the interior of the plane, transposed back, is the image.
     n_images, channels, h, w = x.shape
     oh, ow, kh, kw = rows.shape[1:5]
-    hp, wp = _padded_plane_shape(h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    hp, wp = _padded_plane_shape(h, w, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     padded = np.empty(hp * wp * channels, x.dtype)
     image, source = x.reshape(-1), rows.reshape(-1)
-    run = kw * channels if dx == 1 else channels
+    run = kw * channels if dil_w == 1 else channels
     k = 0
     for n in range(n_images):
         padded[:] = 0
         for y in range(oh):
             for o in range(ow):
                 for i in range(kh):
-                    for j in range(0, kw, kw if dx == 1 else 1):
-                        start = ((y * sy + i * dy) * wp + o * sx + j * dx) * channels
+                    for j in range(0, kw, kw if dil_w == 1 else 1):
+                        start = ((y * sy + i * dil_h) * wp + o * sx + j * dil_w) * channels
                         for e in range(run):
                             padded[uintp(start + e)] += source[uintp(k + e)]
                         k += run

@@ -8,30 +8,30 @@ from numba import njit, prange
 from .common import PARALLEL, SUMS, valid_range
 
 
-def depthwise_conv2d_forward(x, weight, sy, sx, py, px, dy, dx, oh, ow):
+def depthwise_conv2d_forward(x, weight, sy, sx, py, px, dil_h, dil_w, oh, ow):
     """-> y (N, C*M, oh, ow)."""
     y = np.empty((x.shape[0], weight.shape[0], oh, ow), x.dtype)
-    _depthwise_forward(x, weight, sy, sx, py, px, dy, dx, y)
+    _depthwise_forward(x, weight, sy, sx, py, px, dil_h, dil_w, y)
     return y
 
 
-def depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dy, dx, in_channels=None):
+def depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dil_h, dil_w, in_channels=None):
     """-> gx (N, C, h, w); in_channels=None means C = C*M (multiplier 1)."""
     c = gy.shape[1] if in_channels is None else in_channels
     gx = np.empty((gy.shape[0], c, h, w), gy.dtype)
-    _depthwise_backward_input(gy, weight, sy, sx, py, px, dy, dx, gx)
+    _depthwise_backward_input(gy, weight, sy, sx, py, px, dil_h, dil_w, gx)
     return gx
 
 
-def depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dy, dx):
+def depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dil_h, dil_w):
     """-> gweight (C*M, 1, kh, kw)."""
     gweight = np.empty((gy.shape[1], 1, kh, kw), x.dtype)
-    _depthwise_backward_weight(x, gy, sy, sx, py, px, dy, dx, gweight)
+    _depthwise_backward_weight(x, gy, sy, sx, py, px, dil_h, dil_w, gweight)
     return gweight
 
 
 @njit(cache=True, nogil=True, parallel=PARALLEL)
-def _depthwise_forward(x, weight, sy, sx, py, px, dy, dx, y):
+def _depthwise_forward(x, weight, sy, sx, py, px, dil_h, dil_w, y):
     n_images, channels, h, w = x.shape
     out_channels, _, kh, kw = weight.shape
     oh, ow = y.shape[2:]
@@ -43,20 +43,20 @@ def _depthwise_forward(x, weight, sy, sx, py, px, dy, dx, y):
         out = y[n, o]
         out[:] = 0
         for i in range(kh):
-            y_lo, y_hi = valid_range(i * dy - py, sy, h, oh)
+            y_lo, y_hi = valid_range(i * dil_h - py, sy, h, oh)
             for j in range(kw):
-                x_lo, x_hi = valid_range(j * dx - px, sx, w, ow)
-                shift = j * dx - px
+                x_lo, x_hi = valid_range(j * dil_w - px, sx, w, ow)
+                shift = j * dil_w - px
                 tap = weight[o, 0, i, j]
                 for oy in range(y_lo, y_hi):
-                    in_row = image[oy * sy + i * dy - py]
+                    in_row = image[oy * sy + i * dil_h - py]
                     out_row = out[oy]
                     for ox in range(x_lo, x_hi):
                         out_row[ox] += tap * in_row[ox * sx + shift]
 
 
 @njit(cache=True, nogil=True, parallel=PARALLEL)
-def _depthwise_backward_input(gy, weight, sy, sx, py, px, dy, dx, gx):
+def _depthwise_backward_input(gy, weight, sy, sx, py, px, dil_h, dil_w, gx):
     # The adjoint of the forward loop. Each task owns one (n, c) input-gradient plane and
     # adds the M output planes that read it, so there are no races and the order of the
     # additions is fixed (deterministic); as in col2im, adding in the order gy is stored is
@@ -72,20 +72,20 @@ def _depthwise_backward_input(gy, weight, sy, sx, py, px, dy, dx, gx):
         image[:] = 0
         for o in range(c * multiplier, (c + 1) * multiplier):
             for i in range(kh):
-                y_lo, y_hi = valid_range(i * dy - py, sy, h, oh)
+                y_lo, y_hi = valid_range(i * dil_h - py, sy, h, oh)
                 for j in range(kw):
-                    x_lo, x_hi = valid_range(j * dx - px, sx, w, ow)
-                    shift = j * dx - px
+                    x_lo, x_hi = valid_range(j * dil_w - px, sx, w, ow)
+                    shift = j * dil_w - px
                     tap = weight[o, 0, i, j]
                     for oy in range(y_lo, y_hi):
                         in_row = gy[n, o, oy]
-                        out_row = image[oy * sy + i * dy - py]
+                        out_row = image[oy * sy + i * dil_h - py]
                         for ox in range(x_lo, x_hi):
                             out_row[ox * sx + shift] += tap * in_row[ox]
 
 
 @njit(cache=True, nogil=True, parallel=PARALLEL, fastmath=SUMS)
-def _depthwise_backward_weight(x, gy, sy, sx, py, px, dy, dx, gweight):
+def _depthwise_backward_weight(x, gy, sy, sx, py, px, dil_h, dil_w, gweight):
     n_images, channels, h, w = x.shape
     out_channels, oh, ow = gy.shape[1:]
     kh, kw = gweight.shape[2:]
@@ -93,14 +93,14 @@ def _depthwise_backward_weight(x, gy, sy, sx, py, px, dy, dx, gweight):
     for o in prange(out_channels):                   # one filter per task
         c = o // multiplier
         for i in range(kh):
-            y_lo, y_hi = valid_range(i * dy - py, sy, h, oh)
+            y_lo, y_hi = valid_range(i * dil_h - py, sy, h, oh)
             for j in range(kw):
-                x_lo, x_hi = valid_range(j * dx - px, sx, w, ow)
-                shift = j * dx - px
+                x_lo, x_hi = valid_range(j * dil_w - px, sx, w, ow)
+                shift = j * dil_w - px
                 total = x.dtype.type(0)
                 for n in range(n_images):
                     for oy in range(y_lo, y_hi):
-                        in_row = x[n, c, oy * sy + i * dy - py]
+                        in_row = x[n, c, oy * sy + i * dil_h - py]
                         grad_row = gy[n, o, oy]
                         row_sum = x.dtype.type(0)    # partial sums per row keep float32 accurate
                         for ox in range(x_lo, x_hi):

@@ -1,4 +1,6 @@
-"""CUDA kernels run through CuPy: the GPU twin of kernels/reference.py, same signatures.
+"""CUDA kernels run through CuPy: the GPU twins of the reference kernels the GPU path uses (im2col /
+col2im, depthwise convolution, pooling, LRN, BatchNorm, dropout), same signatures. The CPU-only
+layouts (im2row, Winograd) have none: the GPU convolution multiplies im2col columns with cuBLAS.
 
 The CUDA C lives in the *.cu files beside this one; each kernel exists as NAME_f32 and
 NAME_f64. All of them are compiled together by NVRTC into one ``cupy.RawModule`` on the first
@@ -34,7 +36,6 @@ import pathlib
 
 import numpy as np
 
-from .. import reference
 
 SOURCE_DIR = pathlib.Path(__file__).parent
 _COMMON_HEADER = "common.cuh"
@@ -143,48 +144,24 @@ def _pixels(shape):
     return math.prod(shape[2:])
 
 
-def im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
+def im2col(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None):
     """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow), zeros where a window leaves the image.
     ``out``, if given, is the (C-contiguous) array to fill."""
     x = _inputs("im2col", x)
     n, c, h, w = x.shape
     col = _empty((n, c, kh, kw, oh, ow), x) if out is None else out
-    _launch("im2col", col.size, x, col, n * c, h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    _launch("im2col", col.size, x, col, n * c, h, w, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     return col
 
 
-def col2im(col, h, w, sy, sx, py, px, dy, dx, out=None):
+def col2im(col, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
     """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w): the adjoint of im2col (gathered). ``out``,
     if given, is the (C-contiguous) array to fill."""
     col = _inputs("col2im", col)
     n, c, kh, kw, oh, ow = col.shape
     x = _empty((n, c, h, w), col) if out is None else out
-    _launch("col2im", x.size, col, x, n * c, h, w, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    _launch("col2im", x.size, col, x, n * c, h, w, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     return x
-
-
-def im2row(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
-    """x (N, C, H, W) -> rows (N, oh, ow, kh, kw, C): im2col's windows, one row per output pixel.
-    (The GPU convolution uses im2col; this transposes it, for parity with the CPU kernels.)"""
-    return _store_or_copy(im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow).transpose(0, 4, 5, 2, 3, 1), out)
-
-
-def row2im(rows, h, w, sy, sx, py, px, dy, dx, out=None):
-    """rows (N, oh, ow, kh, kw, C) -> x (N, C, h, w): the adjoint of im2row, through col2im."""
-    col = _cupy.ascontiguousarray(_inputs("row2im", rows).transpose(0, 5, 3, 4, 1, 2))
-    return col2im(col, h, w, sy, sx, py, px, dy, dx, out=out)
-
-
-def swap_last_axes(x, out=None):
-    """(..., A, B) -> (..., B, A), C-contiguous."""
-    return _store_or_copy(_inputs("swap_last_axes", x).swapaxes(-1, -2), out)
-
-
-def _store_or_copy(view, out):
-    if out is None:
-        return _cupy.ascontiguousarray(view)
-    out[...] = view
-    return out
 
 
 def max_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow):
@@ -294,18 +271,18 @@ def _relu(x):
     return _cupy.where(x < 0, x.dtype.type(0), x)
 
 
-def depthwise_conv2d_forward(x, weight, sy, sx, py, px, dy, dx, oh, ow):
+def depthwise_conv2d_forward(x, weight, sy, sx, py, px, dil_h, dil_w, oh, ow):
     """x (N, C, H, W), weight (C*M, 1, kh, kw) -> y (N, C*M, oh, ow)."""
     x, weight = _inputs("depthwise_conv2d_forward", x, weight)
     n, c, h, w = x.shape
     out_channels, _, kh, kw = weight.shape
     y = _empty((n, out_channels, oh, ow), x)
     _launch("depthwise_conv2d_forward", y.size, x, weight, y,
-            n, c, h, w, out_channels // c, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+            n, c, h, w, out_channels // c, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     return y
 
 
-def depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dy, dx, in_channels=None):
+def depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dil_h, dil_w, in_channels=None):
     """gy (N, C*M, oh, ow) -> gx (N, C, h, w); in_channels=None means M = 1."""
     gy, weight = _inputs("depthwise_conv2d_backward_input", gy, weight)
     n, out_channels, oh, ow = gy.shape
@@ -313,18 +290,18 @@ def depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dy, dx, in
     c = out_channels if in_channels is None else in_channels
     gx = _empty((n, c, h, w), gy)
     _launch("depthwise_conv2d_backward_input", gx.size, gy, weight, gx,
-            n, c, h, w, out_channels // c, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+            n, c, h, w, out_channels // c, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     return gx
 
 
-def depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dy, dx):
+def depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dil_h, dil_w):
     """x (N, C, H, W), gy (N, C*M, oh, ow) -> gweight (C*M, 1, kh, kw)."""
     x, gy = _inputs("depthwise_conv2d_backward_weight", x, gy)
     n, c, h, w = x.shape
     out_channels, oh, ow = gy.shape[1:]
     gweight = _empty((out_channels, 1, kh, kw), x)
     _launch("depthwise_conv2d_backward_weight", gweight.size, x, gy, gweight,
-            n, c, h, w, out_channels // c, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+            n, c, h, w, out_channels // c, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     return gweight
 
 
@@ -340,57 +317,3 @@ def dropout_apply(x, mask, scale):
     _launch("dropout_apply", x.size, x, mask, y, x.size, float(scale))
     return y
 
-
-def channel_shuffle(x, groups):
-    """x (N, C, ...): channels seen as (groups, C/groups) are transposed to (C/groups, groups),
-    as in ShuffleNet. The inverse is channel_shuffle(y, C // groups)."""
-    x = _inputs("channel_shuffle", x)
-    if x.shape[1] % groups != 0:
-        raise ValueError(f"channel_shuffle: {x.shape[1]} channels do not split into "
-                         f"{groups} groups")
-    y = _empty(x.shape, x)
-    _launch("channel_shuffle", x.size, x, y, x.shape[0], x.shape[1], _pixels(x.shape), groups)
-    return y
-
-
-def bias_relu(x, bias):
-    """x (N, C, ...), bias (C,) -> max(x + bias[c], 0), fused in one pass."""
-    x, bias = _inputs("bias_relu", x, bias)
-    y = _empty(x.shape, x)
-    _launch("bias_relu", x.size, x, bias, y, x.shape[0], x.shape[1], _pixels(x.shape))
-    return y
-
-
-# Winograd F(4x4, 3x3) transforms. The GPU convolution multiplies im2col columns with cuBLAS
-# and never calls these; they exist for parity with the CPU kernels, as the reference's
-# array code run on the device (CuPy has every function it uses).
-
-def winograd_input_transform(x, py, px, th, tw, out):
-    """x (N, C, H, W) -> out (36, S): B^T d B of every 6x6 input tile."""
-    return reference.winograd_input_transform(_inputs("winograd_input_transform", x), py, px, th, tw, out)
-
-
-def winograd_input_transform_backward(v, n, c, h, w, py, px, th, tw, out=None):
-    """v (36, S) -> x (n, c, h, w): the adjoint of winograd_input_transform."""
-    v = _inputs("winograd_input_transform_backward", v)
-    return reference.winograd_input_transform_backward(v, n, c, h, w, py, px, th, tw, out=out)
-
-
-def winograd_output_transform(m, n, k, oh, ow, out=None):
-    """m (36, S) -> y (n, k, oh, ow): A^T m A of every tile, cropped."""
-    return reference.winograd_output_transform(_inputs("winograd_output_transform", m), n, k, oh, ow, out=out)
-
-
-def winograd_output_transform_backward(gy, out):
-    """gy (N, K, oh, ow) -> out (36, S): the adjoint of winograd_output_transform."""
-    return reference.winograd_output_transform_backward(_inputs("winograd_output_transform_backward", gy), out)
-
-
-def winograd_weight_transform(weight):
-    """weight (K, C, 3, 3) -> (36, C, K): G g G^T of every filter."""
-    return reference.winograd_weight_transform(_inputs("winograd_weight_transform", weight))
-
-
-def winograd_weight_transform_backward(gu):
-    """gu (36, C, K) -> (K, C, 3, 3): the adjoint of winograd_weight_transform."""
-    return reference.winograd_weight_transform_backward(_inputs("winograd_weight_transform_backward", gu))

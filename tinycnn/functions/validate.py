@@ -11,6 +11,8 @@ Sizes follow PyTorch: Python and NumPy integers are integers, bools are not.
 """
 import numbers
 
+from ..kernels.geometry import conv_output_size
+
 _KINDS = {0: "non-negative", 1: "positive"}
 
 
@@ -66,12 +68,8 @@ def real(op, name, value, low=None, high=None):
 
 
 def out_size(op, size, kernel, stride, pad, dilation, ceil_mode=False):
-    """Output length of a sliding window (PyTorch's rule, including ceil_mode)."""
+    """Output length of a sliding window (tinycnn.conv_output_size), refused when no window fits."""
     span = dilation * (kernel - 1) + 1
     if size + 2 * pad < span:
         raise ValueError(f"{op}: kernel (extent {span}) is larger than the padded input (size {size} + 2*{pad})")
-    steps = size + 2 * pad - span
-    out = -(-steps // stride) + 1 if ceil_mode else steps // stride + 1
-    if ceil_mode and (out - 1) * stride >= size + pad:
-        out -= 1   # the last window must start inside the input or its left padding
-    return out
+    return conv_output_size(size, kernel, stride, pad, dilation, ceil_mode)
