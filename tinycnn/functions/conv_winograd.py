@@ -1,5 +1,15 @@
-"""Winograd's F(4x4, 3x3) path of the CPU convolution (``conv.Conv2d`` inherits it), and the check
-that keeps it to inputs it computes correctly.
+"""Convolution by Winograd's F(4x4, 3x3) (Lavin & Gray, 2015), and the check that keeps it to inputs
+it computes correctly. CPU, ungrouped 3x3 stride-1 undilated convolutions.
+
+With T tiles of 4x4 outputs per chunk (the transforms are in kernels/reference.py):
+    v  = input_transform(x)                 (36, T, C)   B^T d B of every 6x6 input tile
+    u  = weight_transform(W)                (36, C, OC)  G g G^T of every filter
+    m  = v @ u                              (36, T, OC)  36 GEMMs, one per tile cell
+    y  = output_transform(m)                (n, OC, OH, OW)
+    gm = output_transform_backward(gy)      (36, T, OC)
+    gu = v.T @ gm                           (36, C, OC), then weight_transform_backward
+    gv = gm @ u.T                           (36, T, C),  then input_transform_backward
+The GEMMs do 36 multiply-adds per 16 outputs and input channel where im2row's do 144.
 
 The transforms multiply input values by up to 8 and add up to 36 of them, so an intermediate
 value can be far larger than any output. ``winograd_fits`` bounds that growth: with at most
@@ -11,9 +21,10 @@ forward pass and of both gradients stays below
 (the products of the transform matrices' absolute row or column sums are 36,100 for the forward
 pass, 230,400 for the input gradient and 62,500 for the weight gradient; WINOGRAD_GROWTH = 2**20
 leaves a 4x margin for the kernels' partial sums). When that bound reaches the dtype's largest
-value, or an input holds inf or NaN, the convolution takes the direct path (im2row or im2col)
-instead: there one inf pixel makes inf in exactly the outputs that read it, as PyTorch's, where
-Winograd would spread NaN over whole 6x6 tiles. The check costs one max and one min reduction of
+value, or an input holds inf or NaN, the convolution takes the direct path (im2row) instead, in
+"auto" and when Winograd is forced alike (``function.layout`` then says "im2row"): there one inf
+pixel makes inf in exactly the outputs that read it, as PyTorch's, where Winograd would spread
+NaN over whole 6x6 tiles. The check costs one max and one min reduction of
 the input per forward pass (and of the output gradient per backward pass).
 
     >>> import numpy as np
@@ -26,7 +37,8 @@ the input per forward pass (and of the output gradient per backward pass).
 import numpy as np
 
 from .. import kernels
-from ..scratch import scratch
+from .conv import sum_parts
+from .conv_im2row import Conv2dIm2row
 
 WINOGRAD_GROWTH = 2**20
 
@@ -45,49 +57,27 @@ def winograd_fits(dtype, terms, *maxima):
     return bound < float(np.finfo(dtype).max)     # False for inf and NaN (0 * inf is NaN)
 
 
-class WinogradConv:
-    """The Winograd methods of conv.Conv2d, which sets self.x, self.weight, self.padding,
-    self.oh, self.ow and self.has_bias, and provides _map_chunks. Conv2d takes this path only
-    when ``_winograd_fits_forward`` (and in backward ``_winograd_fits_backward``) says the
-    transforms cannot overflow (see the module docstring)."""
+class Conv2dWinograd(Conv2dIm2row):
+    """Winograd's F(4x4, 3x3) on transformed tiles; im2row (the parent class) for inputs the
+    transforms cannot carry (see the module docstring)."""
+    name, layout = "winograd", "Winograd"
 
-    def _winograd_fits_forward(self):
-        """Checks the input and weight (see the module docstring) and keeps their maxima."""
-        self.x_max, self.w_max = max_abs(self.x), max_abs(self.weight)
-        return winograd_fits(self.x.dtype, self.x.shape[1], self.x_max, self.w_max)
+    @staticmethod
+    def refusal(x_shape, weight_shape, stride, padding, dilation, groups, on_cpu):
+        if groups != 1 or tuple(weight_shape[2:]) != (3, 3) or stride != (1, 1) or dilation != (1, 1):
+            return (f"Winograd F(4x4, 3x3) needs an ungrouped 3x3 kernel with stride 1 and dilation 1, got "
+                    f"a {weight_shape[2]}x{weight_shape[3]} kernel, groups={groups}")
+        return None if on_cpu else "Winograd runs on the CPU only (the GPU runs im2col)"
 
-    def _winograd_fits_backward(self, gy, need_gx, need_gw):
-        """Checks gy for the gradients asked for: gx sums OC terms of gy * w, gw one per tile of
-        x * gy."""
-        th, tw = self._tile_grid()
-        gy_max, oc, tiles = max_abs(gy), self.weight.shape[0], self.x.shape[0] * th * tw
-        return ((not need_gx or winograd_fits(gy.dtype, oc, gy_max, self.w_max))
-                and (not need_gw or winograd_fits(gy.dtype, tiles, gy_max, self.x_max)))
-
-    def _tile_grid(self):
-        """(th, tw): Winograd's 4x4 output tiles per image, down and across."""
-        return kernels.winograd_tile_grid(self.oh, self.ow)
-
-    def _planes(self, name, images, channels):
-        """(buffer, view): reused scratch memory for the 36 planes of `images` images' tiles
-        (kernels.winograd_input_transform's layout), and the planes as (36, tiles, channels)."""
-        th, tw = self._tile_grid()
-        elements = images * th * tw * channels
-        planes = kernels.WINOGRAD_PLANES
-        buffer = scratch(name, (planes, kernels.winograd_plane_size(elements)), self.x.dtype)
-        return buffer, buffer[:, :elements].reshape(planes, images * th * tw, channels)
-
-    def _input_planes(self, x):
-        """Winograd-transformed input tiles of a chunk of images, as (36, T, C)."""
-        (py, px), (th, tw) = self.padding, self._tile_grid()
-        buffer, planes = self._planes("conv2d.v", x.shape[0], x.shape[1])
-        kernels.winograd_input_transform(x, py, px, th, tw, out=buffer)
-        return planes
-
-    def _forward_winograd(self, bias4):
-        x = self.x
-        n, oc = x.shape[0], self.weight.shape[0]
-        u = self.u = kernels.winograd_weight_transform(self.weight)         # (36, C, OC)
+    def forward(self, x, weight, bias=None):
+        bias4 = self._begin(x, weight, bias)
+        self.x_max, self.w_max = max_abs(x), max_abs(weight)
+        if not winograd_fits(x.dtype, x.shape[1], self.x_max, self.w_max):
+            self.layout = Conv2dIm2row.layout
+            return super().forward(x, weight, bias)
+        self._warn_if_over_workspace()
+        n, oc = x.shape[0], weight.shape[0]
+        u = self.u = kernels.winograd_weight_transform(weight)               # (36, C, OC)
         y = np.empty((n, oc, self.oh, self.ow), dtype=x.dtype)
 
         def forward_chunks(chunks):
@@ -102,8 +92,12 @@ class WinogradConv:
         self._map_chunks(forward_chunks)
         return y
 
-    def _backward_winograd(self, gy, need_gx, need_gw):
-        """-> (gx, gw, gb), each None where not needed."""
+    def backward(self, gy):
+        need_gx, need_gw = self._gradients_needed()
+        gy = np.ascontiguousarray(gy)
+        if self.layout != "Winograd" or not self._fits_backward(gy, need_gx, need_gw):
+            self.layout = Conv2dIm2row.layout
+            return super().backward(gy)
         x = self.x
         n, c, h, w = x.shape
         oc = self.weight.shape[0]
@@ -137,7 +131,37 @@ class WinogradConv:
         gw = kernels.winograd_weight_transform_backward(gu) if need_gw else None
         return gx, gw, gb
 
+    def _fits_backward(self, gy, need_gx, need_gw):
+        """Checks gy for the gradients asked for: gx sums OC terms of gy * w, gw one per tile of
+        x * gy."""
+        th, tw = self._tile_grid()
+        gy_max, oc, tiles = max_abs(gy), self.weight.shape[0], self.x.shape[0] * th * tw
+        return ((not need_gx or winograd_fits(gy.dtype, oc, gy_max, self.w_max))
+                and (not need_gw or winograd_fits(gy.dtype, tiles, gy_max, self.x_max)))
 
-def sum_parts(parts):
-    """Sum the workers' partial gradients, element by element: [(gw, gb), ...] -> (gw, gb)."""
-    return tuple(None if first is None else sum(rest, first) for first, *rest in zip(*parts))
+    def _image_bytes(self):
+        """One image's input and output tile planes (its rows once it falls back to im2row)."""
+        if self.layout != "Winograd":
+            return super()._image_bytes()
+        th, tw = self._tile_grid()
+        return kernels.WINOGRAD_PLANES * th * tw * (self.x.shape[1] + self.weight.shape[0]) * self.x.itemsize
+
+    def _tile_grid(self):
+        """(th, tw): Winograd's 4x4 output tiles per image, down and across."""
+        return kernels.winograd_tile_grid(self.oh, self.ow)
+
+    def _planes(self, name, images, channels):
+        """(buffer, view): reused scratch memory for the 36 planes of `images` images' tiles
+        (kernels.winograd_input_transform's layout), and the planes as (36, tiles, channels)."""
+        th, tw = self._tile_grid()
+        elements = images * th * tw * channels
+        planes = kernels.WINOGRAD_PLANES
+        buffer = self._scratch(name, (planes, kernels.winograd_plane_size(elements)))
+        return buffer, buffer[:, :elements].reshape(planes, images * th * tw, channels)
+
+    def _input_planes(self, x):
+        """Winograd-transformed input tiles of a chunk of images, as (36, T, C)."""
+        (py, px), (th, tw) = self.padding, self._tile_grid()
+        buffer, planes = self._planes("conv2d.v", x.shape[0], x.shape[1])
+        kernels.winograd_input_transform(x, py, px, th, tw, out=buffer)
+        return planes
