@@ -9,6 +9,10 @@ Almost everything here is built from two helpers:
   (N, C, H, W) -> (N, C, kh, kw, oh, ow), one strided slice per kernel offset (i, j).
 * ``_fold`` is its adjoint: it adds every window cell back onto the image it came from.
 
+The convolution and BatchNorm's eval-mode backward also have a loop-by-loop twin at the end
+(``conv2d_forward_loops``, ``conv2d_backward_loops``, ``batch_norm_eval_backward_loops``),
+written for reading rather than speed: the definition every algorithm is tested against.
+
     >>> import numpy as np
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
     >>> y, argmax = max_pool2d_forward(x, 2, 2, 2, 2, 0, 0, 2, 2)
@@ -17,7 +21,13 @@ Almost everything here is built from two helpers:
 """
 import numpy as np
 
-from ..backend import get_array_module
+from .device import array_module
+from .geometry import conv_output_size
+from .reference_winograd import (  # noqa: F401  (part of the reference kernels)
+    _store,
+    WINOGRAD_AT, WINOGRAD_BT, WINOGRAD_G, WINOGRAD_PLANES, WINOGRAD_STEP, WINOGRAD_TILE, winograd_input_transform,
+    winograd_input_transform_backward, winograd_output_transform, winograd_output_transform_backward,
+    winograd_tile_grid, winograd_weight_transform, winograd_weight_transform_backward)
 
 
 def _padded_size(size, k, s, p, d, out):
@@ -26,190 +36,64 @@ def _padded_size(size, k, s, p, d, out):
     return max(p + size, last_window_end)
 
 
-def _windows(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, fill):
+def _windows(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, fill):
     """All sliding windows of x (N, C, H, W) -> (N, C, kh, kw, oh, ow); outside cells = fill."""
     n, c, h, w = x.shape
-    hp = _padded_size(h, kh, sy, py, dy, oh)
-    wp = _padded_size(w, kw, sx, px, dx, ow)
+    hp = _padded_size(h, kh, sy, py, dil_h, oh)
+    wp = _padded_size(w, kw, sx, px, dil_w, ow)
     padded = np.full((n, c, hp, wp), fill, dtype=x.dtype)
     padded[:, :, py:py + h, px:px + w] = x
     out = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            rows = slice(i * dy, i * dy + (oh - 1) * sy + 1, sy)
-            cols = slice(j * dx, j * dx + (ow - 1) * sx + 1, sx)
+            rows = slice(i * dil_h, i * dil_h + (oh - 1) * sy + 1, sy)
+            cols = slice(j * dil_w, j * dil_w + (ow - 1) * sx + 1, sx)
             out[:, :, i, j] = padded[:, :, rows, cols]
     return out
 
 
-def _fold(col, h, w, sy, sx, py, px, dy, dx):
+def _fold(col, h, w, sy, sx, py, px, dil_h, dil_w):
     """Adjoint of _windows: col (N, C, kh, kw, oh, ow) -> image (N, C, h, w), summing overlaps."""
     n, c, kh, kw, oh, ow = col.shape
-    hp = _padded_size(h, kh, sy, py, dy, oh)
-    wp = _padded_size(w, kw, sx, px, dx, ow)
+    hp = _padded_size(h, kh, sy, py, dil_h, oh)
+    wp = _padded_size(w, kw, sx, px, dil_w, ow)
     padded = np.zeros((n, c, hp, wp), dtype=col.dtype)
     for i in range(kh):
         for j in range(kw):
-            rows = slice(i * dy, i * dy + (oh - 1) * sy + 1, sy)
-            cols = slice(j * dx, j * dx + (ow - 1) * sx + 1, sx)
+            rows = slice(i * dil_h, i * dil_h + (oh - 1) * sy + 1, sy)
+            cols = slice(j * dil_w, j * dil_w + (ow - 1) * sx + 1, sx)
             padded[:, :, rows, cols] += col[:, :, i, j]
     return padded[:, :, py:py + h, px:px + w]
 
 
-def im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
+def im2col(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None):
     """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow), zeros where a window leaves the image.
     ``out``, if given, receives the result."""
-    col = _windows(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, fill=0)
+    col = _windows(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, fill=0)
     return col if out is None else _store(col, out)
 
 
-def col2im(col, h, w, sy, sx, py, px, dy, dx, out=None):
+def col2im(col, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
     """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w): the adjoint of im2col."""
-    x = _fold(col, h, w, sy, sx, py, px, dy, dx)
+    x = _fold(col, h, w, sy, sx, py, px, dil_h, dil_w)
     return np.ascontiguousarray(x) if out is None else _store(x, out)
 
 
-def im2row(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow, out=None):
+def im2row(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None):
     """x (N, C, H, W) -> rows (N, oh, ow, kh, kw, C): the im2col windows, one row per output pixel."""
-    rows = im2col(x, kh, kw, sy, sx, py, px, dy, dx, oh, ow).transpose(0, 4, 5, 2, 3, 1)
+    rows = im2col(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow).transpose(0, 4, 5, 2, 3, 1)
     return np.ascontiguousarray(rows) if out is None else _store(rows, out)
 
 
-def row2im(rows, h, w, sy, sx, py, px, dy, dx, out=None):
+def row2im(rows, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
     """rows (N, oh, ow, kh, kw, C) -> x (N, C, h, w): the adjoint of im2row."""
-    return col2im(rows.transpose(0, 5, 3, 4, 1, 2), h, w, sy, sx, py, px, dy, dx, out=out)
+    return col2im(rows.transpose(0, 5, 3, 4, 1, 2), h, w, sy, sx, py, px, dil_h, dil_w, out=out)
 
 
 def swap_last_axes(x, out=None):
     """(..., A, B) -> (..., B, A), C-contiguous."""
     swapped = x.swapaxes(-1, -2)
     return np.ascontiguousarray(swapped) if out is None else _store(swapped, out)
-
-
-# Winograd F(4x4, 3x3) (Lavin & Gray, 2015). The 4x4 outputs of a 3x3 filter g over a 6x6
-# input tile d are
-#     Y = A^T [ (G g G^T) * (B^T d B) ] A         (* elementwise)
-# so a whole layer is 36 independent matrix products, one per cell ab of the 6x6 tiles,
-#     M[ab] = V[ab] @ U[ab]:  (T, K) = (T, C) @ (C, K)     T tiles, C in, K out channels,
-# 36 multiplications for 16 outputs where the direct convolution needs 144 (F(2x2, 3x3) needs
-# 64). Tile (ty, tx) of image n makes outputs (4ty, 4tx) .. (4ty + 3, 4tx + 3) from input rows
-# 4ty - py .. 4ty - py + 5 and columns 4tx - px .. 4tx - px + 5 (zeros outside the image);
-# with th = ceil(oh / 4) and tw = ceil(ow / 4) tile rows and columns (winograd_tile_grid),
-# tiles are numbered t = (n*th + ty)*tw + tx. Transformed tiles are 36 planes: planes[6a + b,
-# t*C + c] in a (36, S) array, S >= T*C (kernels.winograd_plane_size; the dispatch functions
-# zero the entries past T*C). The matrices interpolate at 0, 1, -1, 2, -2 and infinity; their
-# entries are small (at most 8), which keeps float32 results within about 1e-5 of the direct
-# sum, relative to the largest output (F(2x2, 3x3): about 1e-6).
-WINOGRAD_STEP = 4                        # outputs per tile side: tiles are 4 pixels apart
-WINOGRAD_TILE = WINOGRAD_STEP + 2        # inputs per tile side
-WINOGRAD_PLANES = WINOGRAD_TILE ** 2
-WINOGRAD_BT = np.array([[4, 0, -5, 0, 1, 0],
-                        [0, -4, -4, 1, 1, 0],
-                        [0, 4, -4, -1, 1, 0],
-                        [0, -2, -1, 2, 1, 0],
-                        [0, 2, -1, -2, 1, 0],
-                        [0, 4, 0, -5, 0, 1]])
-WINOGRAD_G = np.array([[1 / 4, 0, 0],
-                       [-1 / 6, -1 / 6, -1 / 6],
-                       [-1 / 6, 1 / 6, -1 / 6],
-                       [1 / 24, 1 / 12, 1 / 6],
-                       [1 / 24, -1 / 12, 1 / 6],
-                       [0, 0, 1]])
-WINOGRAD_AT = np.array([[1, 1, 1, 1, 1, 0],
-                        [0, 1, -1, 2, -2, 0],
-                        [0, 1, 1, 4, 4, 0],
-                        [0, 1, -1, 8, -8, 1]])
-
-
-def winograd_tile_grid(oh, ow):
-    """(th, tw): the tiles per image, down and across, for an (oh, ow) output."""
-    return -(-oh // WINOGRAD_STEP), -(-ow // WINOGRAD_STEP)
-
-
-def _sandwich(left, tiles, right):
-    """[a, b, ...] = sum over i, j of left[a, i] * tiles[i, j, ...] * right[b, j]."""
-    xp = get_array_module(tiles)
-    rows = xp.tensordot(xp.asarray(left, tiles.dtype), tiles, axes=(1, 0))            # (a, j, ...)
-    return xp.moveaxis(xp.tensordot(xp.asarray(right, tiles.dtype), rows, axes=(1, 1)), 0, 1)
-
-
-def _tile_cell(padded, i, j, th, tw):
-    """(N, C, hp, wp) -> (N, C, th, tw): cell (i, j) of every tile."""
-    step = WINOGRAD_STEP
-    return padded[:, :, i:i + step * th:step, j:j + step * tw:step]
-
-
-def _winograd_padded_size(h, w, py, px, th, tw):
-    """(hp, wp) of a plane holding the image at (py, px) and every tile."""
-    return max(py + h, WINOGRAD_STEP * th + 2), max(px + w, WINOGRAD_STEP * tw + 2)
-
-
-def winograd_input_transform(x, py, px, th, tw, out):
-    """x (N, C, H, W) -> out (36, S): out[6a + b, t*C + c] = (B^T d B)[a, b], d tile t of channel c."""
-    xp = get_array_module(x)
-    n, c, h, w = x.shape
-    padded = xp.zeros((n, c) + _winograd_padded_size(h, w, py, px, th, tw), x.dtype)
-    padded[:, :, py:py + h, px:px + w] = x
-    cells = xp.stack([xp.stack([_tile_cell(padded, i, j, th, tw) for j in range(WINOGRAD_TILE)])
-                      for i in range(WINOGRAD_TILE)])                            # (6, 6, N, C, th, tw)
-    v = _sandwich(WINOGRAD_BT, cells, WINOGRAD_BT)
-    out[:, :v[0, 0].size] = v.transpose(0, 1, 2, 4, 5, 3).reshape(WINOGRAD_PLANES, -1)
-    return out
-
-
-def winograd_input_transform_backward(v, n, c, h, w, py, px, th, tw, out=None):
-    """v (36, S) -> x (N, C, h, w): the adjoint of winograd_input_transform (B v B^T of every
-    tile, summed where tiles overlap)."""
-    xp = get_array_module(v)
-    size = WINOGRAD_TILE
-    tiles = v[:, :n * th * tw * c].reshape(size, size, n, th, tw, c).transpose(0, 1, 2, 5, 3, 4)
-    d = _sandwich(WINOGRAD_BT.T, tiles, WINOGRAD_BT.T)                          # (6, 6, N, C, th, tw)
-    padded = xp.zeros((n, c) + _winograd_padded_size(h, w, py, px, th, tw), v.dtype)
-    for i in range(size):
-        for j in range(size):
-            _tile_cell(padded, i, j, th, tw)[...] += d[i, j]
-    x = padded[:, :, py:py + h, px:px + w]
-    return xp.ascontiguousarray(x) if out is None else _store(x, out)
-
-
-def winograd_output_transform(m, n, k, oh, ow, out=None):
-    """m (36, S) -> y (N, K, oh, ow): A^T m A of every tile, cropped to (oh, ow)."""
-    xp = get_array_module(m)
-    (th, tw), size, step = winograd_tile_grid(oh, ow), WINOGRAD_TILE, WINOGRAD_STEP
-    y = _sandwich(WINOGRAD_AT, m[:, :n * th * tw * k].reshape(size, size, n, th, tw, k), WINOGRAD_AT)
-    y = y.transpose(2, 5, 3, 0, 4, 1).reshape(n, k, step * th, step * tw)[:, :, :oh, :ow]
-    return xp.ascontiguousarray(y) if out is None else _store(y, out)
-
-
-def winograd_output_transform_backward(gy, out):
-    """gy (N, K, oh, ow) -> out (36, S): the adjoint of winograd_output_transform (A g A^T of
-    every 4x4 tile of gy, zeros past (oh, ow))."""
-    xp = get_array_module(gy)
-    n, k, oh, ow = gy.shape
-    (th, tw), step = winograd_tile_grid(oh, ow), WINOGRAD_STEP
-    whole = xp.zeros((n, k, step * th, step * tw), gy.dtype)
-    whole[:, :, :oh, :ow] = gy
-    g = whole.reshape(n, k, th, step, tw, step).transpose(3, 5, 0, 2, 4, 1)          # (4, 4, N, th, tw, K)
-    out[:, :g[0, 0].size] = _sandwich(WINOGRAD_AT.T, g, WINOGRAD_AT.T).reshape(WINOGRAD_PLANES, -1)
-    return out
-
-
-def winograd_weight_transform(weight):
-    """weight (K, C, 3, 3) -> u (36, C, K): u[6a + b] = (G g G^T)[a, b] for every filter g."""
-    u = _sandwich(WINOGRAD_G, weight.transpose(2, 3, 1, 0), WINOGRAD_G)           # (6, 6, C, K)
-    return get_array_module(weight).ascontiguousarray(u.reshape((WINOGRAD_PLANES,) + u.shape[2:]))
-
-
-def winograd_weight_transform_backward(gu):
-    """gu (36, C, K) -> gweight (K, C, 3, 3): the adjoint of winograd_weight_transform."""
-    size = WINOGRAD_TILE
-    g = _sandwich(WINOGRAD_G.T, gu.reshape((size, size) + gu.shape[1:]), WINOGRAD_G.T)   # (3, 3, C, K)
-    return get_array_module(gu).ascontiguousarray(g.transpose(3, 2, 0, 1))
-
-
-def _store(result, out):
-    out[...] = result
-    return out
 
 
 def _window_flat_index(h, w, kh, kw, sy, sx, py, px, oh, ow):
@@ -341,34 +225,34 @@ def _relu(x):
     return np.where(x < 0, 0, x).astype(x.dtype)
 
 
-def _depthwise_windows(x, multiplier, kh, kw, sy, sx, py, px, dy, dx, oh, ow):
+def _depthwise_windows(x, multiplier, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow):
     """Windows of the input channel each output channel reads: (N, C*M, kh, kw, oh, ow)."""
     repeated = np.repeat(x, multiplier, axis=1)          # output channel o reads input o // M
-    return _windows(repeated, kh, kw, sy, sx, py, px, dy, dx, oh, ow, fill=0)
+    return _windows(repeated, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, fill=0)
 
 
-def depthwise_conv2d_forward(x, weight, sy, sx, py, px, dy, dx, oh, ow):
+def depthwise_conv2d_forward(x, weight, sy, sx, py, px, dil_h, dil_w, oh, ow):
     """x (N, C, H, W), weight (C*M, 1, kh, kw) -> y (N, C*M, oh, ow)."""
     kh, kw = weight.shape[2:]
     multiplier = weight.shape[0] // x.shape[1]
-    col = _depthwise_windows(x, multiplier, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    col = _depthwise_windows(x, multiplier, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     return np.einsum("noijyx,oij->noyx", col, weight[:, 0])
 
 
-def depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dy, dx, in_channels=None):
+def depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dil_h, dil_w, in_channels=None):
     """gy (N, C*M, oh, ow) -> gx (N, C, h, w); in_channels=None means C = C*M (M = 1)."""
     n, out_channels = gy.shape[:2]
     c = out_channels if in_channels is None else in_channels
     col = gy[:, :, None, None] * weight[None, :, 0, :, :, None, None]  # (N, C*M, kh, kw, oh, ow)
-    gx_repeated = _fold(col, h, w, sy, sx, py, px, dy, dx)            # (N, C*M, h, w)
+    gx_repeated = _fold(col, h, w, sy, sx, py, px, dil_h, dil_w)            # (N, C*M, h, w)
     return gx_repeated.reshape(n, c, out_channels // c, h, w).sum(axis=2)
 
 
-def depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dy, dx):
+def depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dil_h, dil_w):
     """x (N, C, H, W), gy (N, C*M, oh, ow) -> gweight (C*M, 1, kh, kw)."""
     oh, ow = gy.shape[2:]
     multiplier = gy.shape[1] // x.shape[1]
-    col = _depthwise_windows(x, multiplier, kh, kw, sy, sx, py, px, dy, dx, oh, ow)
+    col = _depthwise_windows(x, multiplier, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     return np.einsum("noijyx,noyx->oij", col, gy)[:, None]
 
 
@@ -377,11 +261,74 @@ def dropout_apply(x, mask, scale):
     return x * mask * x.dtype.type(scale)
 
 
-def channel_shuffle(x, groups):
-    """x (N, C, ...): channels seen as (groups, C/groups) are transposed to (C/groups, groups)."""
-    return x.reshape(x.shape[0], groups, x.shape[1] // groups, -1).swapaxes(1, 2).reshape(x.shape)
+# ---------------------------------------------------------------- written for reading: plain loops
 
 
-def bias_relu(x, bias):
-    """x (N, C, ...), bias (C,) -> max(x + bias[c], 0); NaN stays NaN."""
-    return np.maximum(x + bias.reshape(-1, *[1] * (x.ndim - 2)), 0)
+def _window(padded, image, channels, oy, ox, kh, kw, stride, dilation):
+    """The window of output pixel (oy, ox) in a padded image: (channels, kh, kw) values, dilated."""
+    (sy, sx), (dil_h, dil_w) = stride, dilation
+    top, left = oy * sy, ox * sx
+    return padded[image, channels, top:top + dil_h * (kh - 1) + 1:dil_h, left:left + dil_w * (kw - 1) + 1:dil_w]
+
+
+def conv2d_forward_loops(x, weight, bias, stride, padding, dilation, groups):
+    """y[n, o, oy, ox] = bias[o] + sum of weight[o] * (the window of output pixel (oy, ox) in the
+    input channels of o's group): one output pixel at a time. Pairs for stride, padding, dilation.
+
+        >>> import numpy as np
+        >>> x, w = np.arange(16.0).reshape(1, 1, 4, 4), np.ones((1, 1, 2, 2))
+        >>> conv2d_forward_loops(x, w, None, (2, 2), (0, 0), (1, 1), 1)[0, 0].tolist()
+        [[10.0, 18.0], [42.0, 50.0]]
+    """
+    n, c, h, w = x.shape
+    oc, cg, kh, kw = weight.shape
+    (py, px), per_group = padding, oc // groups
+    oh = conv_output_size(h, kh, stride[0], py, dilation[0])
+    ow = conv_output_size(w, kw, stride[1], px, dilation[1])
+    padded = np.pad(x, ((0, 0), (0, 0), (py, py), (px, px)))
+    y = np.zeros((n, oc, oh, ow), x.dtype)
+    for image in range(n):
+        for o in range(oc):
+            channels = slice(o // per_group * cg, (o // per_group + 1) * cg)     # o's group
+            for oy in range(oh):
+                for ox in range(ow):
+                    window = _window(padded, image, channels, oy, ox, kh, kw, stride, dilation)
+                    y[image, o, oy, ox] = np.sum(window * weight[o]) + (0 if bias is None else bias[o])
+    return y
+
+
+def conv2d_backward_loops(x, weight, gy, stride, padding, dilation, groups):
+    """(gx, gweight) of conv2d_forward_loops: each output pixel's gradient gy[n, o, oy, ox] flows
+    back to the window it read (times weight[o]) and to weight[o] (times the window). The bias
+    gradient is gy summed over (n, oy, ox)."""
+    n, c, h, w = x.shape
+    oc, cg, kh, kw = weight.shape
+    (py, px), per_group = padding, oc // groups
+    padded = np.pad(x, ((0, 0), (0, 0), (py, py), (px, px)))
+    g_padded, gweight = np.zeros_like(padded), np.zeros_like(weight)
+    for image in range(n):
+        for o in range(oc):
+            channels = slice(o // per_group * cg, (o // per_group + 1) * cg)
+            for oy in range(gy.shape[2]):
+                for ox in range(gy.shape[3]):
+                    g = gy[image, o, oy, ox]
+                    gweight[o] += g * _window(padded, image, channels, oy, ox, kh, kw, stride, dilation)
+                    _window(g_padded, image, channels, oy, ox, kh, kw, stride, dilation)[...] += g * weight[o]
+    return g_padded[:, :, py:py + h, px:px + w], gweight
+
+
+def batch_norm_eval_backward_loops(x, gy, gamma, mean, var, eps):
+    """(gx, ggamma, gbeta) of y = (x - mean) / sqrt(var + eps) * gamma + beta with fixed statistics,
+    x and gy (N, C, L): one value at a time. The statistics are constants, so gx is gy scaled."""
+    gx = np.zeros_like(x)
+    ggamma, gbeta = np.zeros_like(gamma), np.zeros_like(gamma)
+    n, c, length = x.shape
+    for channel in range(c):
+        inv_std = 1 / np.sqrt(var[channel] + eps)
+        for image in range(n):
+            for i in range(length):
+                g = gy[image, channel, i]
+                gbeta[channel] += g
+                ggamma[channel] += g * (x[image, channel, i] - mean[channel]) * inv_std
+                gx[image, channel, i] = g * gamma[channel] * inv_std
+    return gx, ggamma, gbeta
