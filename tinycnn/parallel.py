@@ -3,8 +3,7 @@
 OpenBLAS spreads each GEMM over the cores, but the copies between the GEMMs of a
 convolution (im2row, row2im, transposes) run on one core while the others wait. Here each
 worker takes every k-th chunk of the batch and runs all of its steps with OpenBLAS held to
-one thread in that worker, so every core stays busy: on the 2-core development machine
-MiniVGG's training step ran 1.3x faster and MiniGoogLeNet's 1.4x. OpenBLAS 0.3.27+ sets
+one thread in that worker, so every core stays busy. OpenBLAS 0.3.27+ sets
 that thread count per calling thread (``openblas_set_num_threads_local``), so the rest of
 the process keeps its BLAS threads; where the function is missing (another BLAS, a system
 without /proc/self/maps) the chunks run in the calling thread as before.

@@ -1,10 +1,9 @@
 """Reusable memory on the CPU: scratch buffers for convolutions, and freed memory kept.
 
 A convolution needs an im2col column buffer for each chunk of the batch, and in backward a
-second one for its gradient. Allocating them fresh for every layer costs page faults: on
-the development machine first-touching a new 75 MB buffer took longer than filling it with
-im2col. So each thread keeps one byte buffer per name, grows it when a larger one is asked
-for, and hands out views of it. A view holds garbage until written, and stays valid only
+second one for its gradient. Allocating them fresh for every layer costs page faults, so
+each thread keeps one byte buffer per name, grows it when a larger one is asked for, and
+hands out views of it. A view holds garbage until written, and stays valid only
 until the next ``scratch`` call with the same name on the same thread.
 
     >>> import numpy as np
@@ -14,10 +13,9 @@ until the next ``scratch`` call with the same name on the same thread.
     True
 
 The rest of a training step's arrays (activations, gradients) are fresh NumPy arrays, freed
-when the step ends. glibc returns large freed blocks to the OS at once (every block above
-32 MiB, and the top of its heap), so the next step faults every page in again: 25,000 page
-faults per MiniGoogLeNet step on the development machine. ``keep_freed_memory()``, which
-``tinycnn.train.fit`` and the benchmarks call, asks glibc to keep them for reuse.
+when the step ends. glibc returns large freed blocks to the OS at once, so the next step
+faults every page in again; ``keep_freed_memory()``, which ``tinycnn.train.fit`` and the
+benchmarks call, asks glibc to keep them for reuse.
 """
 import ctypes
 import math
@@ -84,9 +82,8 @@ _glibc = _load_glibc()
 def keep_freed_memory():
     """Keep memory freed by one training step for the next instead of returning it to the OS
     (glibc's ``mallopt``: large blocks come from the heap, which is never trimmed). Affects the
-    whole process; the resident size stays at its peak until ``release_scratch()``. In one
-    process, alternating step by step on the development machine: MiniVGG's training step
-    0.96x the time. Returns False where the C library is not glibc (nothing changes).
+    whole process; the resident size stays at its peak until ``release_scratch()``. Returns
+    False where the C library is not glibc (nothing changes).
 
         >>> import tinycnn
         >>> tinycnn.keep_freed_memory() in (True, False)
