@@ -362,3 +362,5 @@ def _some(node, count=5):
 
 from .torch_pickle import load_torch  # noqa: E402  (it uses the names above)
 from .safetensors import load_safetensors, save_safetensors  # noqa: E402
+from .keras import load_keras, read_keras  # noqa: E402
+from .keras_tables import keras_table  # noqa: E402
