@@ -193,6 +193,8 @@ def _run_backward(root, grad, retain_graph):
                                    f"for an input of shape {tensor.shape}")
             if tensor.creator is None:
                 tensor._accumulate(g)
+                for hook in tuple(tensor._post_accumulate_grad_hooks.values()):
+                    hook(tensor)
             else:
                 key = id(tensor)
                 pending[key] = (tensor, g if key not in pending else pending[key][1] + g)

@@ -55,6 +55,17 @@ class _Version:
         self.value, self.changed_by = 0, None
 
 
+class _HookHandle:
+    """Returned by ``register_post_accumulate_grad_hook``: ``remove()`` unregisters the hook."""
+
+    def __init__(self, table, hook):
+        self._table, self._key = table, object()
+        table[self._key] = hook
+
+    def remove(self):
+        self._table.pop(self._key, None)
+
+
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
@@ -84,6 +95,7 @@ class Tensor:
     """
 
     __array_ufunc__ = None  # make numpy defer to our reflected operators
+    _post_accumulate_grad_hooks = {}   # per leaf once one is registered; the shared empty default is never written
 
     def __init__(self, data, requires_grad=False, dtype=None):
         source, data = data, as_array(data)
@@ -201,6 +213,29 @@ class Tensor:
 
     def zero_grad(self):
         self.grad = None
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` right after a backward sweep adds a gradient into this leaf's
+        ``.grad``; returns a handle with ``remove()``. Unlike PyTorch's, it runs once per use of
+        the leaf in the graph (a weight used twice gets two calls, ``.grad`` complete after the
+        second). ``tinycnn.distributed.DistributedDataParallel`` starts reducing a parameter's
+        gradient from it while backward still runs.
+
+            >>> w = Tensor([1.0, 2.0], requires_grad=True)
+            >>> handle = w.register_post_accumulate_grad_hook(lambda t: print("grad", t.grad))
+            >>> (w * 3).sum().backward()
+            grad [3. 3.]
+            >>> handle.remove()
+        """
+        if not self.is_leaf:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors (such as parameters) "
+                               "accumulate gradients; this tensor was computed by "
+                               f"{type(self.creator).__name__}")
+        if not callable(hook):
+            raise TypeError(f"register_post_accumulate_grad_hook: expected a callable, got {hook!r}")
+        if "_post_accumulate_grad_hooks" not in self.__dict__:
+            self._post_accumulate_grad_hooks = {}
+        return _HookHandle(self._post_accumulate_grad_hooks, hook)
 
     def detach(self):
         """A tensor sharing the data (and its version counter) with no history."""

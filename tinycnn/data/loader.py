@@ -88,11 +88,20 @@ class DataLoader:
                 batches.close()
         self.epoch, self.position = epoch + 1, 0
 
-    def _batches(self, epoch, start):
+    def batch_indices(self, epoch):
+        """The sample indices of each batch of ``epoch``, in the order served (a subclass, such as
+        tinycnn.distributed.DistributedDataLoader, may cut them otherwise)."""
         order = self.order(epoch)
-        for number in range(start, len(self)):
-            index = order[number * self.batch_size:(number + 1) * self.batch_size]
-            yield self._prepare(index, np.random.default_rng([self.seed, epoch, 1, number]))
+        return [order[number * self.batch_size:(number + 1) * self.batch_size] for number in range(len(self))]
+
+    def batch_rng(self, epoch, number):
+        """The generator handed to the transform of batch ``number`` of ``epoch``."""
+        return np.random.default_rng([self.seed, epoch, 1, number])
+
+    def _batches(self, epoch, start):
+        batches = self.batch_indices(epoch)
+        for number in range(start, len(batches)):
+            yield self._prepare(batches[number], self.batch_rng(epoch, number))
 
     def _prepare(self, index, rng):
         images = self.images[index]

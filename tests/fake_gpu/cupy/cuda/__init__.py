@@ -1,4 +1,4 @@
-"""cupy.cuda of the stand-in: one device (id 0), device pointers."""
+"""cupy.cuda of the stand-in: one device (id 0), device pointers, the null stream (cupy.cuda.nccl: nccl.py)."""
 from .. import _transfer
 from . import runtime
 
@@ -32,3 +32,16 @@ class MemoryPointer:
     def __init__(self, array):
         self.device_id = 0
         self.ptr = array._array.__array_interface__["data"][0]
+
+
+class Stream:
+    """A CUDA stream; the stand-in runs everything in order on the host, so only the null one exists."""
+
+    ptr = 0
+
+
+Stream.null = Stream()
+
+
+def get_current_stream():
+    return Stream.null
