@@ -22,6 +22,11 @@ is known to be inconsistent (2.7K for a 9,472-parameter first layer, 159K for a 
 parameter 3a); the seeds' 6,797,700 is just that column's sum. ``batch_norm=True`` gives
 7,005,832 without the auxiliary heads: torchvision's googlenet (6,624,904) plus 380,928,
 because torchvision's "5x5" branches are 3x3 convolutions (a known quirk) and these are 5x5.
+``variant="torchvision"`` builds torchvision's googlenet itself, for its weights
+(``tinycnn.models.from_torchvision``): BatchNorm with eps 1e-3 and no LRN, 3x3 convolutions
+in the "5x5" branches, a 2x2 last max pool, adaptive 4x4 pools in the auxiliary heads, a
+global average pool and dropout 0.2; 6,624,904 parameters without the auxiliary heads,
+13,004,888 with them, as torchvision counts them.
 Multiply-adds of each inception module match the table's "ops" column (3a: 128.0 M,
 5b: 70.7 M; checked in tests/test_models_classic.py).
 
@@ -29,6 +34,9 @@ Inception v3: Szegedy et al., "Rethinking the Inception Architecture for Compute
 CVPR 2016, 299x299 inputs, laid out as torchvision's ``inception_v3`` (same module names,
 so its weights map one to one) to compare with its published counts: 27,161,264 parameters
 with the auxiliary classifier, 23,834,568 without (BatchNorm statistics not counted).
+
+``transform_input=True`` (both networks) re-normalises ImageNet-normalised images as the
+released torchvision weights of both expect (``models.layers.TransformInput``).
 
     >>> import tinycnn.models as models
     >>> net = models.get("googlenet")
@@ -41,21 +49,23 @@ from collections import OrderedDict
 import tinycnn.functions as F
 import tinycnn.nn as nn
 
+from .layers import AdaptiveAvgPool2d, TransformInput
 from .registry import register
 
 
 def conv_layers(name, in_channels, out_channels, kernel_size, stride=1, padding=None, *, bias=True,
-                batch_norm=False, activation=nn.ReLU, bn_after_activation=False):
+                batch_norm=False, activation=nn.ReLU, bn_after_activation=False, eps=1e-5):
     """Named layers of one convolution unit: [(name, conv), (name_bn, BN), (name_relu, act)].
 
     ``padding=None`` keeps the spatial size at stride 1 ((k - 1) / 2 per side, per axis).
-    ``bn_after_activation`` gives conv -> act -> BN (the seeds' DeeperGoogLeNet experiment).
+    ``bn_after_activation`` gives conv -> act -> BN (the seeds' DeeperGoogLeNet experiment);
+    ``eps`` is BatchNorm's.
     """
     kernel = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
     if padding is None:
         padding = (kernel[0] // 2, kernel[1] // 2)
     layers = [(name, nn.Conv2d(in_channels, out_channels, kernel, stride, padding, bias=bias))]
-    norm = [(f"{name}_bn", nn.BatchNorm2d(out_channels))] if batch_norm else []
+    norm = [(f"{name}_bn", nn.BatchNorm2d(out_channels, eps=eps))] if batch_norm else []
     act = [(f"{name}_{activation.__name__.lower()}", activation())]
     layers += act + norm if bn_after_activation else norm + act
     return layers
@@ -64,17 +74,18 @@ def conv_layers(name, in_channels, out_channels, kernel_size, stride=1, padding=
 class Inception(nn.Module):
     """GoogLeNet's inception module with dimension reductions: four branches, concatenated.
 
-    ``conv`` builds the named layers of one convolution unit (``conv_layers`` by default).
-    Output channels: n1x1 + n3x3 + n5x5 + pool_proj.
+    ``conv`` builds the named layers of one convolution unit (``conv_layers`` by default);
+    ``kernel5x5=3`` is torchvision's quirk. Output channels: n1x1 + n3x3 + n5x5 + pool_proj.
     """
 
-    def __init__(self, in_channels, n1x1, n3x3_reduce, n3x3, n5x5_reduce, n5x5, pool_proj, conv=conv_layers):
+    def __init__(self, in_channels, n1x1, n3x3_reduce, n3x3, n5x5_reduce, n5x5, pool_proj, conv=conv_layers,
+                 kernel5x5=5):
         super().__init__()
         self.branch1x1 = nn.Sequential(OrderedDict(conv("conv", in_channels, n1x1, 1)))
         self.branch3x3 = nn.Sequential(OrderedDict(conv("reduce", in_channels, n3x3_reduce, 1)
                                                    + conv("conv", n3x3_reduce, n3x3, 3)))
         self.branch5x5 = nn.Sequential(OrderedDict(conv("reduce", in_channels, n5x5_reduce, 1)
-                                                   + conv("conv", n5x5_reduce, n5x5, 5)))
+                                                   + conv("conv", n5x5_reduce, n5x5, kernel5x5)))
         self.branch_pool = nn.Sequential(OrderedDict([("pool", nn.MaxPool2d(3, 1, padding=1))]
                                                      + conv("proj", in_channels, pool_proj, 1)))
         self.out_channels = n1x1 + n3x3 + n5x5 + pool_proj
@@ -98,12 +109,15 @@ GOOGLENET_INCEPTIONS = OrderedDict([
 
 
 class AuxClassifier(nn.Module):
-    """GoogLeNet's auxiliary head: avg pool 5x5/3 (14 -> 4), conv 1x1 128, fc 1024, dropout 0.7, fc."""
+    """GoogLeNet's auxiliary head: avg pool 5x5/3 (14 -> 4), conv 1x1 128, fc 1024, dropout 0.7, fc.
 
-    def __init__(self, in_channels, num_classes, conv=conv_layers):
+    ``adaptive_pool=True`` pools with torchvision's adaptive 4x4 windows instead (other windows at 14x14).
+    """
+
+    def __init__(self, in_channels, num_classes, conv=conv_layers, adaptive_pool=False):
         super().__init__()
         self.layers = nn.Sequential(OrderedDict(
-            [("pool", nn.AvgPool2d(5, 3))]
+            [("pool", AdaptiveAvgPool2d(4) if adaptive_pool else nn.AvgPool2d(5, 3))]
             + conv("conv", in_channels, 128, 1)
             + [("flatten", nn.Flatten()),                    # 2048 = 128 x 4 x 4
                ("fc1", nn.Linear(128 * 4 * 4, 1024)),
@@ -116,9 +130,18 @@ class AuxClassifier(nn.Module):
 
 
 class GoogLeNet(nn.Module):
-    def __init__(self, num_classes=1000, aux_logits=True, batch_norm=False, dropout=0.4):
+    """``variant`` "paper" (``batch_norm`` optional) or "torchvision" (see the module docstring)."""
+
+    def __init__(self, num_classes=1000, aux_logits=True, batch_norm=False, dropout=0.4, variant="paper",
+                 transform_input=False):
         super().__init__()
-        conv = functools.partial(conv_layers, bias=not batch_norm, batch_norm=batch_norm)
+        if variant not in ("paper", "torchvision"):
+            raise ValueError(f"GoogLeNet: variant must be 'paper' or 'torchvision', got {variant!r}")
+        torchvision = variant == "torchvision"
+        batch_norm = batch_norm or torchvision
+        conv = functools.partial(conv_layers, bias=not batch_norm, batch_norm=batch_norm,
+                                 eps=1e-3 if torchvision else 1e-5)
+        self.transform = TransformInput() if transform_input else None
 
         def lrn(name):   # LRN only in the original (no BatchNorm) network
             return [] if batch_norm else [(name, nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0))]
@@ -132,23 +155,23 @@ class GoogLeNet(nn.Module):
             + lrn("norm2")
             + [("pool2", nn.MaxPool2d(3, 2, ceil_mode=True))]))                 # 192 x 28 x 28
         for name, config in GOOGLENET_INCEPTIONS.items():
-            setattr(self, f"inception_{name}", Inception(*config, conv=conv))
+            setattr(self, f"inception_{name}", Inception(*config, conv=conv, kernel5x5=3 if torchvision else 5))
             if name == "3b":
                 self.pool3 = nn.MaxPool2d(3, 2, ceil_mode=True)                  # 480 x 14 x 14
             if name == "4e":
-                self.pool4 = nn.MaxPool2d(3, 2, ceil_mode=True)                  # 832 x 7 x 7
+                self.pool4 = nn.MaxPool2d(2 if torchvision else 3, 2, ceil_mode=True)  # 832 x 7 x 7
         self.aux_logits = aux_logits
         if aux_logits:
-            self.aux1 = AuxClassifier(512, num_classes, conv)
-            self.aux2 = AuxClassifier(528, num_classes, conv)
-        self.avgpool = nn.AvgPool2d(7, 1)                                        # 1024 x 1 x 1
+            self.aux1 = AuxClassifier(512, num_classes, conv, adaptive_pool=torchvision)
+            self.aux2 = AuxClassifier(528, num_classes, conv, adaptive_pool=torchvision)
+        self.avgpool = nn.GlobalAvgPool2d() if torchvision else nn.AvgPool2d(7, 1)  # 1024 x 1 x 1
         self.flatten = nn.Flatten()
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(1024, num_classes)
         self.input_shape = (3, 224, 224)
 
     def forward(self, x):
-        x = self.stem(x)
+        x = self.stem(x if self.transform is None else self.transform(x))
         x = self.inception_3b(self.inception_3a(x))
         x = self.inception_4a(self.pool3(x))
         aux1 = self.aux1(x) if self.aux_logits and self.training else None
@@ -161,9 +184,11 @@ class GoogLeNet(nn.Module):
 
 
 @register("googlenet", aliases=("inception_v1",))
-def googlenet(num_classes=1000, aux_logits=True, batch_norm=False, dropout=0.4):
-    """GoogLeNet; in training mode with ``aux_logits`` it returns (main, aux1, aux2) logits."""
-    return GoogLeNet(num_classes, aux_logits, batch_norm, dropout)
+def googlenet(num_classes=1000, aux_logits=True, batch_norm=False, dropout=0.4, variant="paper",
+              transform_input=False):
+    """GoogLeNet; in training mode with ``aux_logits`` it returns (main, aux1, aux2) logits.
+    Options: ``variant="torchvision"``, ``transform_input`` (see the module docstring)."""
+    return GoogLeNet(num_classes, aux_logits, batch_norm, dropout, variant, transform_input)
 
 
 # ----- Inception v3 --------------------------------------------------------------------------
@@ -329,8 +354,9 @@ class InceptionV3(nn.Module):
     The global average pool lets smaller inputs (down to 75x75) run without the auxiliary head.
     """
 
-    def __init__(self, num_classes=1000, aux_logits=True, dropout=0.5):
+    def __init__(self, num_classes=1000, aux_logits=True, dropout=0.5, transform_input=False):
         super().__init__()
+        self.transform = TransformInput() if transform_input else None
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, stride=2)        # 32 x 149 x 149
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, 3)                 # 32 x 147 x 147
         self.Conv2d_2b_3x3 = BasicConv2d(32, 64, 3, padding=1)      # 64 x 147 x 147
@@ -358,6 +384,7 @@ class InceptionV3(nn.Module):
         self.input_shape = (3, 299, 299)
 
     def forward(self, x):
+        x = x if self.transform is None else self.transform(x)
         for name in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1",
                      "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d",
                      "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"):
@@ -369,6 +396,7 @@ class InceptionV3(nn.Module):
 
 
 @register("inception_v3", aliases=("inceptionv3",))
-def inception_v3(num_classes=1000, aux_logits=True, dropout=0.5):
-    """Inception v3 (27,161,264 parameters with the auxiliary classifier, 23,834,568 without)."""
-    return InceptionV3(num_classes, aux_logits, dropout)
+def inception_v3(num_classes=1000, aux_logits=True, dropout=0.5, transform_input=False):
+    """Inception v3 (27,161,264 parameters with the auxiliary classifier, 23,834,568 without).
+    Option ``transform_input`` (see the module docstring)."""
+    return InceptionV3(num_classes, aux_logits, dropout, transform_input)

@@ -15,6 +15,10 @@ equal to torchvision's vgg11/13/16/19 and Keras' VGG16/VGG19:
 ``batch_norm=True`` puts BatchNorm between each conv and its ReLU (torchvision's vgg*_bn:
 A 132,868,840, B 133,053,736, D 138,365,992, E 143,678,248 trainable parameters).
 ``input_shape`` other than 224x224 resizes fc1 (512 * H/32 * W/32 inputs), e.g. (3, 32, 32).
+``adaptive_pool=(7, 7)`` is torchvision's layout instead: an adaptive average pool to 7x7
+before flatten, so fc1 always has 25,088 inputs and any input from 32x32 up runs (a 1x1
+map is repeated 49 times); ``tinycnn.models.from_torchvision`` builds it for torchvision's
+weights.
 
     >>> import tinycnn.models as models
     >>> net = models.get("vgg11", input_shape=(3, 32, 32), num_classes=10)
@@ -25,6 +29,7 @@ from collections import OrderedDict
 
 import tinycnn.nn as nn
 
+from .layers import AdaptiveAvgPool2d
 from .registry import register
 
 # Per configuration, the five blocks' conv layers as (out_channels, kernel_size).
@@ -59,17 +64,25 @@ def vgg_features(config, in_channels=3, batch_norm=False):
 class VGG(nn.Module):
     """``features`` (Keras' block1..block5) then ``classifier`` (flatten, fc1, fc2, predictions)."""
 
-    def __init__(self, config="D", num_classes=1000, batch_norm=False, input_shape=(3, 224, 224), dropout=0.5):
+    def __init__(self, config="D", num_classes=1000, batch_norm=False, input_shape=(3, 224, 224), dropout=0.5,
+                 adaptive_pool=None):
         super().__init__()
         if config not in CONFIGS:
             raise ValueError(f"vgg: config must be one of {sorted(CONFIGS)}, got {config!r}")
         channels, height, width = input_shape
-        if height % 32 or width % 32:
+        if adaptive_pool is None and (height % 32 or width % 32):
             raise ValueError(f"vgg: input height and width must be multiples of 32 (five 2x2 pools), "
                              f"got input_shape {tuple(input_shape)}")
+        if adaptive_pool is not None and min(height, width) < 32:
+            raise ValueError(f"vgg: input height and width must be at least 32 (five 2x2 pools), "
+                             f"got input_shape {tuple(input_shape)}")
         self.features = vgg_features(config, channels, batch_norm)
-        flat = 512 * (height // 32) * (width // 32)                   # 25,088 = 512 x 7 x 7 at 224x224
-        self.classifier = nn.Sequential(OrderedDict([
+        if adaptive_pool is None:
+            pool, flat = [], 512 * (height // 32) * (width // 32)        # 25,088 = 512 x 7 x 7 at 224x224
+        else:
+            avgpool = AdaptiveAvgPool2d(adaptive_pool)
+            pool, flat = [("avgpool", avgpool)], 512 * avgpool.output_size[0] * avgpool.output_size[1]
+        self.classifier = nn.Sequential(OrderedDict(pool + [
             ("flatten", nn.Flatten()),
             ("fc1", nn.Linear(flat, 4096)),
             ("fc1_relu", nn.ReLU()),
@@ -87,8 +100,8 @@ class VGG(nn.Module):
 
 
 def _builder(config):
-    def build(num_classes=1000, batch_norm=False, input_shape=(3, 224, 224), dropout=0.5):
-        return VGG(config, num_classes, batch_norm, input_shape, dropout)
+    def build(num_classes=1000, batch_norm=False, input_shape=(3, 224, 224), dropout=0.5, adaptive_pool=None):
+        return VGG(config, num_classes, batch_norm, input_shape, dropout, adaptive_pool)
     build.__name__ = f"vgg_{config.lower().replace('-', '_')}"
     build.__doc__ = f"VGG configuration {config} (see tinycnn.models.vgg)."
     return build
