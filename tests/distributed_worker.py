@@ -100,7 +100,7 @@ def syncbn(out):
     """Rank r trains one step on its rows of the batch with SyncBatchNorm (float64)."""
     dist.init()
     rank = dist.rank()
-    model = dist.DistributedDataParallel(dist.convert_sync_batchnorm(syncbn_model()))
+    model = dist.DistributedDataParallel(dist.convert_sync_batchnorm(nn.fuse(syncbn_model())))   # BN+ReLU
     images, labels = syncbn_batch()
     x = tinycnn.Tensor(images[SYNCBN_ROWS[rank]], requires_grad=True)
     y = model(x)

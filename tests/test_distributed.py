@@ -264,3 +264,22 @@ def test_ddp_in_a_world_of_one_refuses_gradients_from_outside_its_forward(monkey
     loss = F.softmax_cross_entropy(model(tinycnn.Tensor(x)), y) + (net[0].weight * net[0].weight).sum()
     with pytest.raises(RuntimeError, match="outside the wrapped module's forward"):
         loss.backward()
+
+
+@pytest.mark.parametrize("order", ["bn_relu", "relu_bn", "bn"])
+def test_convert_sync_batchnorm_keeps_fused_relus_in_a_world_of_one(monkeypatch, order):
+    """nn.fuse's BatchNorm+ReLU layers become SyncBatchNorms that keep their ReLU (all_reduce of one rank)."""
+    from tinycnn.distributed import comm, convert_sync_batchnorm, SyncBatchNorm
+    import tinycnn.nn as nn
+    monkeypatch.setattr(comm, "all_reduce", lambda array, op="sum", async_op=False: array)
+    layers = {"bn_relu": [nn.BatchNorm2d(3), nn.ReLU()], "relu_bn": [nn.ReLU(), nn.BatchNorm2d(3)],
+              "bn": [nn.BatchNorm2d(3)]}[order]
+    plain = nn.Sequential(nn.Conv2d(2, 3, 3), *layers).to(np.float64)
+    synced = convert_sync_batchnorm(nn.fuse(nn.Sequential(nn.Conv2d(2, 3, 3), *layers).to(np.float64)))
+    synced.load_state_dict(plain.state_dict())
+    assert sum(isinstance(m, SyncBatchNorm) for m in synced.modules()) == 1
+    x = np.random.default_rng(1).normal(size=(4, 2, 5, 5))
+    for train in (True, False):         # training: batch statistics; eval: the running ones it kept
+        plain.train(train), synced.train(train)
+        np.testing.assert_allclose(synced(tinycnn.Tensor(x)).numpy(), plain(tinycnn.Tensor(x)).numpy(),
+                                   rtol=1e-12, atol=1e-12)     # float64, sums in another order

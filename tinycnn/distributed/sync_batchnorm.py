@@ -80,18 +80,32 @@ class SyncBatchNormFunction(Function):
 class SyncBatchNorm(_BatchNorm):
     """BatchNorm over (N, C) or (N, C, H, W) whose training statistics span every rank
     (``tinycnn.distributed.init()`` first); in eval mode it is BatchNorm with its running
-    statistics, no communication."""
+    statistics, no communication. ``relu``: None, "after" (relu(BN(x)), as nn.fuse's
+    BatchNormReLU2d) or "before" (BN(relu(x)), as ReLUBatchNorm2d)."""
 
     expected_ndim = (2, 4)
+    EVAL = {None: F.batch_norm, "after": F.batch_norm_relu, "before": F.relu_batch_norm}
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, relu=None):
+        super().__init__(num_features, eps, momentum, affine)
+        if relu not in self.EVAL:
+            raise ValueError(f"SyncBatchNorm: relu must be None, 'after' or 'before', got {relu!r}")
+        self.relu = relu
 
     def forward(self, x):
-        return self._synchronized(x) if self.training else super().forward(x)
+        if not self.training:
+            return self._normalize(self.EVAL[self.relu], x)
+        y = self._synchronized(F.relu(x) if self.relu == "before" else x)
+        return F.relu(y) if self.relu == "after" else y
 
     def forward_relu(self, x):
         return F.relu(self._synchronized(x)) if self.training else super().forward_relu(x)
 
     def forward_after_relu(self, x):
         return self._synchronized(F.relu(x)) if self.training else super().forward_after_relu(x)
+
+    def extra_repr(self):
+        return super().extra_repr() + (f", relu={self.relu!r}" if self.relu else "")
 
     def _synchronized(self, x):
         x = x if isinstance(x, Tensor) else Tensor(x)
@@ -110,19 +124,25 @@ class SyncBatchNorm(_BatchNorm):
 
 
 def convert_sync_batchnorm(module):
-    """Replace every BatchNorm1d/2d in ``module`` (in place) by a SyncBatchNorm sharing its
-    parameters and running statistics; returns the module (or the new layer if it was one)."""
-    if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+    """Replace every BatchNorm1d/2d in ``module`` (in place; nn.fuse's BatchNorm+ReLU layers
+    too) by a SyncBatchNorm sharing its parameters and running statistics; returns the module
+    (or the new layer if it was one)."""
+    if _converts(module):
         return _synchronized_copy(module)
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, _BatchNorm) and not isinstance(child, SyncBatchNorm):
+            if _converts(child):
                 parent._modules[name] = _synchronized_copy(child)     # not setattr: it would move it last
     return module
 
 
+def _converts(layer):
+    return isinstance(layer, _BatchNorm) and not isinstance(layer, SyncBatchNorm)
+
+
 def _synchronized_copy(layer):
-    sync = SyncBatchNorm(layer.num_features, layer.eps, layer.momentum, affine=layer.weight is not None)
+    relu = {F.batch_norm_relu: "after", F.relu_batch_norm: "before"}.get(getattr(type(layer), "function", None))
+    sync = SyncBatchNorm(layer.num_features, layer.eps, layer.momentum, affine=layer.weight is not None, relu=relu)
     if layer.weight is not None:
         sync.weight, sync.bias = layer.weight, layer.bias
     sync.register_buffer("running_mean", layer.running_mean)
