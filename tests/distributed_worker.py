@@ -109,6 +109,14 @@ def syncbn(out):
     save(out, "syncbn", rank, {**model.state_dict(), **grads}, output=y.numpy(), x_grad=x.grad)
 
 
+def dropout_mlp():
+    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 16), nn.Tanh(), nn.Dropout(0.3), nn.Linear(16, 10))
+
+
+def validation_set():
+    return fashion_like(21, seed=1)      # 11 + 10 samples: the ranks' means are weighted
+
+
 def fit(out):
     """fit_distributed with dropout (each rank its own masks): two epochs straight, and one epoch,
     a checkpoint, then a resume for the second; counts the files each rank writes."""
@@ -121,9 +129,9 @@ def fit(out):
 
     def run(epochs, resume=None, directory=None):
         tinycnn.manual_seed(300 + rank)
-        net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 16), nn.Tanh(), nn.Dropout(0.3), nn.Linear(16, 10))
+        net = dropout_mlp()
         loader = dist.DistributedDataLoader(fashion_like(), batch_size=BATCH, shuffle=True, seed=SEED)
-        val_loader = dist.DistributedDataLoader(fashion_like(20, seed=1), batch_size=BATCH)
+        val_loader = dist.DistributedDataLoader(validation_set(), batch_size=BATCH)
         callbacks = [ModelCheckpoint(directory, every=1, save_best=None)] if directory else []
         history = train_distributed.fit_distributed(net, loader, val_loader, optimizer(net), epochs=epochs,
                                                     resume=resume, callbacks=callbacks, verbose=False)

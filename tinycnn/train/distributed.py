@@ -77,9 +77,10 @@ class DistributedTrainer(Trainer):
         agreed.vote()           # once more: every rank leaves the epoch with the same flag
         if logs is None:
             return None
-        for key in ("val_loss", "val_accuracy"):
-            if key in logs:
-                logs[key] = float(dist.all_reduce(np.array([logs[key]]), op="mean")[0])
+        if "val_loss" in logs:      # each rank's mean over its share, weighted by the share's size
+            count = _samples(self.val_loader)
+            sums = dist.all_reduce(np.array([logs["val_loss"] * count, logs["val_accuracy"] * count, count]))
+            logs["val_loss"], logs["val_accuracy"] = float(sums[0] / sums[2]), float(sums[1] / sums[2])
         logs["images_per_sec"] = float(dist.all_reduce(np.array([logs["images_per_sec"]]))[0])
         logs["epoch_time"] = float(dist.all_reduce(np.array([logs["epoch_time"]]), op="max")[0])
         return logs
@@ -113,14 +114,16 @@ class DistributedTrainer(Trainer):
 
 
 def fit_distributed(model, train_loader, val_loader=None, optimizer=None, epochs=1, resume=None, lr=None,
-                    start_epoch=0, backend="mpi", sync_batchnorm=False, bucket_cap_mb=1.0, **options):
+                    start_epoch=0, fuse=True, backend="mpi", sync_batchnorm=False, bucket_cap_mb=1.0, **options):
     """``fit`` (same arguments, same History) on every rank of an ``mpirun`` job.
 
     ``backend``: "mpi" or "nccl" (move the model to "cuda" first); ``sync_batchnorm``
     replaces the model's BatchNorms by SyncBatchNorm; ``bucket_cap_mb`` sizes the gradient
     buckets. ``options`` are fit's other keywords (loss, callbacks, schedule, verbose, ...).
+    Give ModelCheckpoint to every rank (saving is a collective: rank 0 writes) and the
+    callbacks that write files of their own (CSVLogger, TrainingMonitor) to rank 0 only.
     """
-    from ..nn import Module
+    from ..nn import Module, fuse as fuse_layers
     if not isinstance(model, Module):
         raise TypeError(f"fit_distributed: model must be a tinycnn.nn.Module, got {type(model).__name__}")
     if optimizer is None:
@@ -129,6 +132,8 @@ def fit_distributed(model, train_loader, val_loader=None, optimizer=None, epochs
     if int(epochs) < 1:
         raise ValueError(f"fit_distributed: epochs must be >= 1, got {epochs}")
     dist.init(backend)
+    if fuse:
+        fuse_layers(model)
     if sync_batchnorm:
         model = dist.convert_sync_batchnorm(model)
     names = ("loss", "schedule", "loss_weights", "callbacks", "preprocessing", "meta", "verbose", "log_every",
@@ -150,6 +155,14 @@ def fit_distributed(model, train_loader, val_loader=None, optimizer=None, epochs
         schedule.set_base_lr(lr) if schedule is not None else optimizer.set_lr(lr)
     keep_freed_memory()
     return trainer.run()
+
+
+def _samples(loader):
+    """How many samples this rank's ``loader`` holds (its share when it is a DistributedDataLoader)."""
+    if isinstance(loader, dist.DistributedDataLoader):
+        return float(sum(len(batch) for batch in loader.batch_indices(0)))
+    images = getattr(loader, "images", None)
+    return float(len(images)) if images is not None else 1.0     # any loader: every rank evaluates the same
 
 
 class _AgreedInterrupt:
