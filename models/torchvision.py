@@ -18,7 +18,8 @@ BatchNorm's ``num_batches_tracked`` counters are dropped (tinycnn's momentum is 
 auxiliary heads' weights are there.
 
 torchvision's ImageNet weights of googlenet and inception_v3 expect ``transform_input=True``
-(torchvision sets it when it loads them); pass it to get their logits. Models take images
+(torchvision sets it when it loads them); pass it to get their logits. In training mode the
+zoo's GoogLeNet returns (logits, aux1, aux2) where torchvision's returns (logits, aux2, aux1). Models take images
 normalised with the ImageNet mean and std (``IMAGENET_MEAN``, ``IMAGENET_STD``, on 0..1 pixels).
 
     >>> import numpy as np, tinycnn.models as models

@@ -5,8 +5,8 @@ running statistics, gammas, betas and every bias are randomised too, so a statis
 loaded into the wrong place changes the logits. Models run in eval mode, batch 1, at the
 smallest input each accepts. The deepest variants (VGG-13/16/19, ResNet-101/152,
 DenseNet-169/201/161) share their key map and builder code with a depth that runs forward
-here; for them the test loads torchvision's exact key set and shapes (zeros, built on
-PyTorch's meta device: no memory, no init) and checks every array landed.
+here; for them the test loads torchvision's exact key set and shapes (one constant per array,
+shapes from PyTorch's meta device: no memory, no init) and checks every array landed in its place.
 """
 import re
 import sys
@@ -99,17 +99,21 @@ DEEPER = ["vgg11", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"
 @pytest.mark.parametrize("name", DEEPER)
 def test_deeper_variants_take_torchvision_key_set_and_shapes(name):
     with torch.device("meta"):
-        shapes = {key: tuple(value.shape) for key, value in getattr(torchvision_models(), name)().state_dict().items()}
-    # a distinct value per array (a read-only broadcast: no memory), so that two arrays of one
-    # shape loaded into each other's places, or one loaded twice, are seen
-    state = {key: np.broadcast_to(np.float32(index), shape) for index, (key, shape) in enumerate(shapes.items())
-             if not key.endswith("num_batches_tracked")}
-    net = models.from_torchvision(name, state)
-    ours = net.state_dict()
-    assert len(ours) == len(state)
-    assert sorted(float(a.flat[0]) for a in ours.values()) == sorted(float(a.flat[0]) for a in state.values())
-    assert all(a.min() == a.max() for a in ours.values())
-    assert sum(a.size for a in ours.values()) == sum(a.size for a in state.values())
+        theirs = getattr(torchvision_models(), name)()
+    state = theirs.state_dict()
+    # a distinct value per array (a read-only broadcast: no memory), so that an array loaded into
+    # another place of the same shape is seen
+    value = {key: index for index, key in enumerate(state)}
+    arrays = {key: np.broadcast_to(np.float32(value[key]), tuple(tensor.shape)) for key, tensor in state.items()
+              if not key.endswith("num_batches_tracked")}
+    net = models.from_torchvision(name, arrays)
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in theirs.parameters())
+    # both build their layers in the network's order, so the n-th parameter (buffer) of each is one array
+    ours = [p.data for _, p in net.named_parameters()] + [b for _, b in net.named_buffers()]
+    expected = [value[k] for k, _ in theirs.named_parameters()] + [value[k] for k, _ in theirs.named_buffers()
+                                                                    if not k.endswith("num_batches_tracked")]
+    assert [float(a.flat[0]) for a in ours] == expected
+    assert all(a.min() == a.max() for a in ours)
     if name.startswith("resnet"):   # torchvision's v1.5: the stride on the 3x3 of each stage's first bottleneck
         for stage in (net.layer2, net.layer3, net.layer4):
             assert stage[0].conv1.stride == 1 and stage[0].conv2.stride == 2
