@@ -274,9 +274,9 @@ def _conv(x, kernel, bias, stride=1, pad=0):
     x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     kh, kw = kernel.shape[:2]
     height, width = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
-    out = sum(x[:, i:i + stride * height:stride, j:j + stride * width:stride] @ kernel[i, j]
-              for i in range(kh) for j in range(kw))
-    return out + bias
+    patches = np.concatenate([x[:, i:i + stride * height:stride, j:j + stride * width:stride]
+                              for i in range(kh) for j in range(kw)], axis=-1)  # (i, j, c) as HWIO's rows
+    return patches @ kernel.reshape(-1, kernel.shape[-1]) + bias
 
 
 def _bn(x, gamma, beta, mean, variance, eps):
@@ -565,3 +565,60 @@ def test_models_keras_has_no_weights_for_are_refused_before_reading(tmp_path, na
         else tinycnn.models.get(name, **options)
     with pytest.raises(ValueError, match=message):
         tinycnn.io.load_keras(tmp_path / "never-read.h5", model)
+
+
+def test_files_keras_itself_writes_give_its_logits(tmp_path, monkeypatch):
+    """Where Keras is installed (its torch backend), on files Keras wrote and against its own outputs."""
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(7)
+    net = keras.Sequential([keras.Input((8, 12, 3))], name="minivgg")
+    for block, channels in ((1, 32), (2, 64)):
+        for index in (1, 2):
+            net.add(keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name=f"block{block}_conv{index}"))
+            net.add(keras.layers.BatchNormalization(name=f"block{block}_bn{index}"))
+        net.add(keras.layers.MaxPooling2D(2))
+    for layer in (keras.layers.Flatten(), keras.layers.Dense(512, activation="relu", name="fc1"),
+                  keras.layers.BatchNormalization(name="fc1_bn"), keras.layers.Dense(5, name="predictions")):
+        net.add(layer)
+    resnet = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=5, classifier_activation=None)
+    for keras_model, tinycnn_model, shape in ((net, tinycnn.models.get("minivgg", num_classes=5, input_shape=(3, 8, 12)), (8, 12)),
+                                              (resnet, tinycnn.models.get("resnet50", num_classes=5), (32, 32))):
+        for layer in keras_model.layers:  # random statistics too, so BatchNorm's mapping shows
+            if layer.get_weights():
+                layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) if i % 2 else
+                                   rng.normal(0, 0.1, w.shape).astype(np.float32) for i, w in enumerate(layer.get_weights())])
+        x = rng.standard_normal((2, *shape, 3)).astype(np.float32)
+        expected = keras.ops.convert_to_numpy(keras_model(x, training=False))
+        for path in (tmp_path / f"{keras_model.name}.keras", tmp_path / f"{keras_model.name}.weights.h5"):
+            keras_model.save(path) if path.suffix == ".keras" else keras_model.save_weights(path)
+            assert tinycnn.io.load_keras(path, tinycnn_model) == ([], [])
+            logits = tinycnn_model.eval()(tinycnn.Tensor(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).numpy()
+            # two float32 implementations of the same network: relative to the logits' scale
+            np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_a_minivgg_whose_layers_kept_keras_default_names_loads_by_their_order(tmp_path):
+    rng = np.random.default_rng(8)
+    layers, forward = _keras_minivgg(rng, 8, 8, classes=3)
+    # Keras' default names count up per kind in creation order (from 5 here: other models came first);
+    # conv2d_10 sorts before conv2d_9 as text, not as Keras created them
+    kinds = {"conv": iter(range(7, 11)), "bn": iter([None, 1, 2, 3, 4]), "dense": iter([5, 6])}
+    default = {}
+    for name, arrays in layers.items():
+        kind = "conv" if "conv" in name else "bn" if "bn" in name else "dense"
+        number = next(kinds[kind])
+        base = {"conv": "conv2d", "bn": "batch_normalization", "dense": "dense"}[kind]
+        default[base if number is None else f"{base}_{number}"] = arrays
+    _write_keras(tmp_path / "seeds.h5", default, "keras2_model")
+    model = tinycnn.models.get("minivgg", num_classes=3, input_shape=(3, 8, 8))
+    assert tinycnn.io.load_keras(tmp_path / "seeds.h5", model) == ([], [])
+    x = rng.standard_normal((2, 8, 8, 3))
+    expected = forward(x)
+    logits = model.eval()(tinycnn.Tensor(x.transpose(0, 3, 1, 2).astype(np.float32))).numpy()
+    # float32 against float64, as in the MiniVGG test above
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    del default["conv2d_10"]
+    _write_keras(tmp_path / "short.h5", default, "keras2_model")
+    with pytest.raises(CheckpointError, match="short.h5.*3 layers of kind conv where tinycnn's minivgg has 4"):
+        tinycnn.io.load_keras(tmp_path / "short.h5", model)

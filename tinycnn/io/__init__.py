@@ -21,6 +21,11 @@ under umask 022).
 ``load`` reads no more than ``max_bytes`` of array data (default ``MAX_LOAD_BYTES``,
 4 GiB) and reports a file it cannot trust (empty, truncated, damaged, too large,
 or not written by ``save``) as a ``CheckpointError``, a ValueError naming the file.
+
+Weights from elsewhere, each in its own module: ``load_torch`` (PyTorch ``.pth``/``.pt``,
+read without torch and without running pickled code), ``load_safetensors`` and
+``save_safetensors``, ``load_keras`` and ``read_keras`` (Keras ``.h5``/``.keras`` for
+MiniVGG, VGG-16 and ResNet-50, through the tables of ``keras_table``).
 """
 import math
 import os
@@ -360,7 +365,8 @@ def _some(node, count=5):
     return ", ".join(names[:count]) + (", ..." if len(names) > count else "")
 
 
-from .torch_pickle import load_torch  # noqa: E402  (it uses the names above)
+# the loaders of other formats use the names above, so they are imported last
+from .torch_pickle import load_torch  # noqa: E402
 from .safetensors import load_safetensors, save_safetensors  # noqa: E402
 from .keras import load_keras, read_keras  # noqa: E402
 from .keras_tables import keras_table  # noqa: E402

@@ -27,6 +27,7 @@ arrays as ``layers/<path>/vars/0, 1, ...`` with the layer's name in the ``vars``
 """
 import io
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -124,7 +125,9 @@ def load_keras(path, model, strict=True, max_bytes=None):
     """Load a Keras file's weights into tinycnn's MiniVGG, VGG-16 or ResNet-50 ``model``, in place.
 
     The Keras layers are found by their names in ``keras_table(model)`` (Keras applications'
-    names for VGG16 and ResNet50; MiniVGG's are the same style). Returns ``(missing,
+    names for VGG16 and ResNet50; MiniVGG's are the same style) or, in a file whose layers all
+    kept Keras' default names (``conv2d_3``, ``batch_normalization``, ``dense_1``: a Sequential
+    model built without names, as the seeds build MiniVGG), by their order. Returns ``(missing,
     unexpected)``: the tinycnn state_dict keys the file did not set and the Keras layers with
     weights the table does not use; with ``strict`` (the default) either raises CheckpointError.
     Arrays of the wrong count or shape raise CheckpointError naming the file and the layer.
@@ -132,6 +135,8 @@ def load_keras(path, model, strict=True, max_bytes=None):
     path = os.fspath(path)
     table = keras_table(model)
     layers = read_keras(path, max_bytes)
+    if not any(row.keras in layers for row in table.rows):
+        layers = _by_creation_order(table, layers, path)
     own, modules = model.state_dict(), dict(model.named_modules())
     state, folded = {}, {}
     for row in table.rows:
@@ -145,6 +150,31 @@ def load_keras(path, model, strict=True, max_bytes=None):
                               f"(strict=False loads the rest)")
     model.load_state_dict(state, strict=False)
     return missing, unexpected
+
+
+_DEFAULT_NAME = re.compile(r"(conv2d|batch_normalization|dense)(?:_(\d+))?")
+_KIND_OF_DEFAULT = {"conv2d": "conv", "batch_normalization": "bn", "dense": "dense"}
+
+
+def _by_creation_order(table, layers, path):
+    """A Keras model whose layers kept their default names (``conv2d``, ``conv2d_1``, ...,
+    ``batch_normalization``, ``dense``): each kind's layers, in the order Keras created them,
+    take the table's rows of that kind in order."""
+    found = {}
+    for name in layers:
+        match = _DEFAULT_NAME.fullmatch(name)
+        if match is None:
+            return layers  # neither the table's names nor default ones: load_keras reports what is missing
+        found.setdefault(_KIND_OF_DEFAULT[match[1]], []).append((int(match[2] or 0), name))
+    renamed = {}
+    for kind in ("conv", "bn", "dense"):
+        rows = [row for row in table.rows if row.kind.replace("flat_", "") == kind]
+        names = [name for _, name in sorted(found.get(kind, []))]
+        if len(rows) != len(names):
+            raise CheckpointError(f"load_keras: {path!r} has Keras' default layer names, and {len(names)} layers "
+                                  f"of kind {kind} where tinycnn's {table.name} has {len(rows)}")
+        renamed.update((row.keras, layers[name]) for row, name in zip(rows, names))
+    return renamed
 
 
 def _convert(row, weights, table, own, modules, folded, path):
