@@ -1,7 +1,7 @@
 """LeNet on MNIST, written out with the library: datasets, DataLoader, SGD, fit, callbacks, report.
 
-The course's recipe: SGD with lr 0.01, batch 128, 20 epochs, pixels scaled to [0, 1].
-The other examples run the same steps through `tinycnn train`; this one shows them.
+The lecture notes' recipe: SGD with lr 0.01, batch 128, 20 epochs, pixels scaled to [0, 1].
+The other examples run the same steps through a tinycnn.train.Recipe; this one shows them.
 
     python examples/lenet_mnist.py --epochs 20
     python examples/lenet_mnist.py --limit 5000 --epochs 2      # a quick look
@@ -16,11 +16,10 @@ import sys
 
 import tinycnn
 from tinycnn import models
-from tinycnn.cli import load_split
 from tinycnn.data import DataLoader, ToFloat
 from tinycnn.optim import SGD
-from tinycnn.train import (CSVLogger, ModelCheckpoint, TrainingMonitor, classification_report, fit, predict,
-                           rank_k_accuracy)
+from tinycnn.train import (CSVLogger, ModelCheckpoint, TrainingMonitor, classification_report, fit, load_split,
+                           predict, rank_k_accuracy)
 
 
 def main(argv=None):

@@ -1,11 +1,12 @@
-"""How 1x1 convolutions manage model complexity (the seeds' Keras example, in tinycnn).
+"""How 1x1 convolutions manage model complexity (the lecture notes' Keras example, in tinycnn;
+docs/one_by_one.md derives it).
 
 A 5x5 convolution with 32 filters on a 28x28x192 input holds 153,632 parameters; putting
 a 1x1 "bottleneck" convolution with 16 filters in front of it cuts that to
 3,088 + 12,832 = 15,920, and the multiply-adds for a 28x28x32 ("same" padded) output from
-120 M to 2.4 M + 10.0 M. (The seeds' Keras summary uses "valid" padding, 24x24 outputs: the
-parameters are the same.) Every number below is measured on real tinycnn layers by
-tinycnn.summary, nothing is hard-coded.
+120 M to 2.4 M + 10.0 M. (The lecture notes' Keras summary uses "valid" padding, 24x24
+outputs: the parameters are the same.) Every number below is measured on real tinycnn layers
+by tinycnn.summary, nothing is hard-coded.
 
     python examples/one_by_one_convolution.py
     python examples/one_by_one_convolution.py --bottleneck 32 --filters 64

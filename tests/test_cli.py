@@ -225,7 +225,8 @@ def refuse_data(monkeypatch):
     """Make reading a dataset fail the test: the checks must come first."""
     def load_split(*args, **kwargs):
         raise AssertionError("the dataset was read before the command line was checked")
-    monkeypatch.setattr("tinycnn.cli.load_split", load_split)
+    monkeypatch.setattr("tinycnn.cli.load_split", load_split)            # evaluate
+    monkeypatch.setattr("tinycnn.train.recipe.load_split", load_split)   # train: tinycnn.train.run
 
 
 def test_damaged_checkpoints_give_one_line_naming_the_file(tmp_path, capsys):

@@ -14,6 +14,9 @@ classification report on the test split) with ``confusion_matrix.png``. Each
 checkpoint stores the model name and options, the dataset and the preprocessing,
 so ``evaluate`` and ``predict`` rebuild everything from the checkpoint alone.
 
+``tinycnn train`` is ``tinycnn.train.run(tinycnn.train.Recipe(...))``: its options are the
+Recipe's settings, and a script can do the same (see examples/).
+
 Mistakes on the command line (an unknown model or dataset, a model that does not
 fit the dataset's images, a missing or damaged checkpoint, an ``--out`` that cannot
 be a folder, ``--device cuda`` without a usable GPU) print one line on stderr and
@@ -27,29 +30,25 @@ so it must be more than the epochs the checkpoint has done.
 import argparse
 import os
 import sys
+from dataclasses import asdict
 
 import numpy as np
 
-from .cli_setup import (DATASET_NAMES, OPTIMIZERS, SCHEDULES, CLIError, _model_by_name, _shape_text,
-                        augmentation, build_model, canonical_model_name, check_device, check_folder, dataset_name,
-                        load_split, load_weights, make_optimizer, make_schedule, model_from_checkpoint, parse_options,
-                        positive_int, preprocessing_from, preprocessing_of, read_checkpoint_or_fail, transform_of)
+from . import nn
+from .cli_setup import CLIError, model_from_checkpoint, parse_options, positive_int, preprocessing_from, \
+    read_checkpoint_or_fail
+from .train.builders import (DATASET_NAMES, OPTIMIZERS, SCHEDULES, RecipeError, build_model, check_device,
+                             check_folder, dataset_name, load_split, model_by_name, shape_text, transform_of)
+from .train.recipe import (RESUME_CHANGES, Recipe, epochs_done, resume_conflicts, run, run_folder_of, saved_recipe,
+                           write_report)
 
 USAGE_ERROR = 2
 INTERRUPTED = 130  # the shell's code for a process stopped by ctrl+c
 
-
-# what `tinycnn train` uses for an option not given (and not in the checkpoint it resumes);
-# one epoch of MiniVGG on Fashion-MNIST takes about 5 minutes on 2 cores (the README's main job)
-TRAIN_DEFAULTS = {
-    "model": "minivgg", "model_options": {}, "dataset": "fashion-mnist", "data_root": None,
-    "epochs": 1, "batch_size": 64, "lr": 0.01, "optimizer": "sgd", "momentum": 0.9, "nesterov": False,
-    "weight_decay": 0.0, "schedule": "none", "step_size": 10, "gamma": 0.5, "power": 1.0,
-    "boundaries": None, "values": None, "augment": False, "limit": None, "seed": 0,
-    "checkpoint_every": 5, "device": "cpu", "out": None, "progress": True,
-}
-# what a resumed run may change; anything else must match the checkpoint
-RESUME_OVERRIDES = {"epochs", "lr", "device", "out", "progress"}
+# what `tinycnn train` uses for an option not given (and not in the checkpoint it resumes)
+TRAIN_DEFAULTS = asdict(Recipe())
+# what a resumed run may change (--lr: a new lr from there on); anything else must match the checkpoint
+RESUME_OVERRIDES = set(RESUME_CHANGES) | {"lr"}
 
 
 # ----- train ----------------------------------------------------------------------------
@@ -66,14 +65,12 @@ def train_config(args, checkpoint=None):
     else:
         if checkpoint is None:
             checkpoint = read_checkpoint_or_fail(args.resume)
-        saved = (checkpoint.get("meta") or {}).get("config") if isinstance(checkpoint.get("meta"), dict) else None
-        saved = dict(saved) if isinstance(saved, dict) else {}
-        if not saved:
-            raise CLIError(f"{args.resume}: the checkpoint holds no training settings (write it with `tinycnn train`)")
-        for key, value in given.items():
-            if key not in RESUME_OVERRIDES and _differs(value, saved.get(key)):
-                raise CLIError(f"--{key.replace('_', '-')} {value} differs from the resumed run's "
-                               f"{saved.get(key)!r}; only {', '.join(sorted(RESUME_OVERRIDES))} may change")
+        saved = {key: value for key, value in saved_recipe(checkpoint, args.resume).items() if key in TRAIN_DEFAULTS}
+        conflicts = resume_conflicts(given, saved, RESUME_OVERRIDES)
+        if conflicts:
+            key, value, before = conflicts[0]
+            raise CLIError(f"--{key.replace('_', '-')} {value} differs from the resumed run's "
+                           f"{before!r}; only {', '.join(sorted(RESUME_OVERRIDES))} may change")
         config = {**TRAIN_DEFAULTS, **saved, **{k: v for k, v in given.items() if k in RESUME_OVERRIDES}}
         if "lr" in given:
             config["lr"] = saved.get("lr", TRAIN_DEFAULTS["lr"])  # the optimizer is rebuilt as it was
@@ -97,99 +94,14 @@ def train_config(args, checkpoint=None):
     return config
 
 
-def epochs_done(checkpoint, path):
-    """The epochs a checkpoint has completed (a partly done epoch does not count)."""
-    try:
-        done = int(checkpoint.get("epoch") or 0)
-    except (TypeError, ValueError):
-        done = -1
-    if done < 0:
-        raise CLIError(f"{path}: the checkpoint's epoch {checkpoint.get('epoch')!r} is not a count of epochs")
-    return done
-
-
-def _differs(given, saved):
-    if isinstance(given, (list, tuple, dict)) or isinstance(saved, (list, tuple, dict)):
-        return repr(_plain(given)) != repr(_plain(saved))
-    return given != saved
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def command_train(args):
-    from .data import DataLoader
-    from .random import manual_seed
-    from .train import CSVLogger, ModelCheckpoint, TrainingMonitor, fit
-
     checkpoint = read_checkpoint_or_fail(args.resume) if args.resume else None
-    config = train_config(args, checkpoint)
-    canonical_model_name(config["model"])  # an unknown model fails before the dataset is decoded
-    check_device(config["device"])
-    check_folder(config["out"])
-    train_set = load_split(config["dataset"], "train", config["data_root"], config["limit"], config["seed"],
-                           args.download)
-    test_set = load_split(config["dataset"], "test", config["data_root"], config["limit"], config["seed"],
-                          args.download)
-    image_shape = tuple(train_set.images.shape[1:])
-    manual_seed(int(config["seed"]))
-    model = build_model(config["model"], len(train_set.classes), image_shape, config["model_options"])
-    if checkpoint is not None:
-        load_weights(model, checkpoint, args.resume)  # a mismatch is one line here, not a traceback in fit
-    model.to(config["device"])
-    preprocessing = preprocessing_of(train_set)
-    augment = augmentation(config["dataset"], image_shape) if config["augment"] else []
-    train_loader = DataLoader(train_set, batch_size=int(config["batch_size"]), shuffle=True, seed=int(config["seed"]),
-                              transform=transform_of(preprocessing, augment), device=config["device"])
-    test_loader = DataLoader(test_set, batch_size=256, transform=transform_of(preprocessing), device=config["device"])
-    optimizer = make_optimizer(config, model.parameters())
-    schedule = make_schedule(config, optimizer)
-    if args.resume and args.lr is not None and schedule is not None and not schedule.uses_base_lr:
-        raise CLIError("--lr cannot change a piecewise schedule, whose lrs come from --values")
-
-    out = config["out"]
-    meta = {"model": config["model"], "model_options": config["model_options"], "dataset": config["dataset"],
-            "classes": list(train_set.classes), "input_shape": list(image_shape), "config": config}
-    checkpoints = os.path.join(out, "checkpoints")
-    callbacks = [ModelCheckpoint(checkpoints, every=int(config["checkpoint_every"]), save_best="val_loss",
-                                 save_last=True),
-                 TrainingMonitor(os.path.join(out, "monitor.png"), os.path.join(out, "history.json")),
-                 CSVLogger(os.path.join(out, "log.csv"))]
-    print(f"Training {config['model']} on {config['dataset']} ({len(train_set)} images, "
-          f"test {len(test_set)}) for {config['epochs']} epochs; run folder {out}", flush=True)
-    history = fit(model, train_loader, test_loader, optimizer=optimizer, epochs=int(config["epochs"]),
-                  callbacks=callbacks, schedule=schedule, resume=checkpoint,
-                  lr=args.lr if args.resume else None, verbose=1 if config["progress"] else 2,
-                  preprocessing=preprocessing, meta=meta, resume_command="tinycnn train --resume {path}")
-    if history.interrupted:
-        return INTERRUPTED
-    from .train import predict
-    scores, labels = predict(model, test_loader)
-    write_report(scores, labels, list(train_set.classes), out)
-    return 0
-
-
-def write_report(scores, labels, classes, out):
-    """Print rank-1/rank-5 and the classification report; write report.txt and confusion_matrix.png."""
-    from .train import classification_report, confusion_matrix, plot_confusion_matrix, rank_k_accuracy
-
-    ks = (1, min(5, scores.shape[1]))
-    rank1, rank5 = rank_k_accuracy(scores, labels, k=ks)
-    predictions = scores.argmax(axis=1)
-    text = (f"rank-1: {rank1:.2%}\nrank-{ks[1]}: {rank5:.2%}\n\n"
-            + classification_report(labels, predictions, classes))
-    print(text)
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "report.txt"), "w") as f:
-        f.write(text)
-    plot_confusion_matrix(confusion_matrix(labels, predictions, len(classes)), classes,
-                          os.path.join(out, "confusion_matrix.png"))
-    print(f"Wrote {os.path.join(out, 'report.txt')} and {os.path.join(out, 'confusion_matrix.png')}")
+    recipe = Recipe(**train_config(args, checkpoint))     # an unknown model fails here, before any data
+    check_device(recipe.device, "--device")
+    check_folder(recipe.out, "--out")
+    history = run(recipe, resume=args.resume, lr=args.lr if args.resume else None, download=args.download,
+                  resume_command="tinycnn train --resume {path}")
+    return INTERRUPTED if history.interrupted else 0
 
 
 # ----- evaluate, predict, summary, datasets ---------------------------------------------------
@@ -198,30 +110,24 @@ def command_evaluate(args):
     from .train import predict
 
     checkpoint = read_checkpoint_or_fail(args.checkpoint)
-    check_device(args.device)
+    check_device(args.device, "--device")
     out = args.out or run_folder_of(args.checkpoint)
-    check_folder(out)
+    check_folder(out, "--out")
     model, meta, classes = model_from_checkpoint(checkpoint, args.checkpoint)
     preprocessing = preprocessing_from(checkpoint, args.checkpoint)
-    model.to(args.device)
+    nn.fuse(model).to(args.device)          # BatchNorm + ReLU as one op: the same scores, sooner
     name = dataset_name(args.dataset or meta.get("dataset"))
     config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
     root = args.data_root if args.data_root is not None else config.get("data_root")
     test_set = load_split(name, "test", root, args.limit, seed=0, download=args.download)
     if tuple(test_set.images.shape[1:]) != tuple(meta["input_shape"]) or len(test_set.classes) != len(classes):
-        raise CLIError(f"the checkpoint's model takes {_shape_text(meta['input_shape'])} images in {len(classes)} "
-                       f"classes; {name} has {_shape_text(test_set.images.shape[1:])} in {len(test_set.classes)}")
+        raise CLIError(f"the checkpoint's model takes {shape_text(meta['input_shape'])} images in {len(classes)} "
+                       f"classes; {name} has {shape_text(test_set.images.shape[1:])} in {len(test_set.classes)}")
     loader = DataLoader(test_set, batch_size=args.batch_size, transform=transform_of(preprocessing),
                         device=args.device)
     scores, labels = predict(model, loader)
     write_report(scores, labels, classes, out)
     return 0
-
-
-def run_folder_of(checkpoint_path):
-    """``runs/x`` for ``runs/x/checkpoints/best.npz``; else the checkpoint's folder."""
-    folder = os.path.dirname(os.path.abspath(checkpoint_path))
-    return os.path.dirname(folder) if os.path.basename(folder) == "checkpoints" else folder
 
 
 def command_predict(args):
@@ -260,7 +166,7 @@ def command_summary(args):
     if args.input_shape:  # adapt the model to that shape where its builder allows
         model = build_model(args.model, args.num_classes, args.input_shape, options)
     else:
-        model = _model_by_name(args.model, args.num_classes, options)
+        model = model_by_name(args.model, args.num_classes, options)
     print(summary(model, args.input_shape))
     return 0
 
@@ -358,69 +264,10 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except CLIError as error:
+    except (CLIError, RecipeError) as error:
         print(f"tinycnn {args.command}: error: {error}", file=sys.stderr)
         return USAGE_ERROR
     except FileNotFoundError as error:  # a dataset that is not there: the message says where it was looked for
         message = str(error).replace("pass download=True", "pass --download")
         print(f"tinycnn {args.command}: error: {message}", file=sys.stderr)
         return USAGE_ERROR
-
-
-# ----- recipes (the examples/ scripts) -------------------------------------------------------
-RECIPE_OVERRIDES = (("epochs", positive_int), ("batch_size", positive_int), ("lr", float),
-                    ("limit", positive_int), ("seed", int), ("device", str), ("out", str), ("data_root", str))
-
-
-def run_recipe(recipe, description, argv=None, experiments=None):
-    """Run ``tinycnn train`` with a recipe (a dict of train settings); returns the exit status.
-
-    The command line may change the common settings (``--epochs``, ``--lr``, ``--limit``,
-    ...) and ``--resume`` a run; ``experiments`` maps ``--experiment`` choices to extra
-    settings.
-
-        >>> run_recipe({"model": "minivgg", "dataset": "cifar10", "epochs": 40}, "MiniVGG", ["--help"])  # doctest: +SKIP
-    """
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    if experiments:
-        parser.add_argument("--experiment", choices=list(experiments), default=next(iter(experiments)),
-                            help="which experiment's settings (default %(default)s)")
-    for name, kind in RECIPE_OVERRIDES:
-        default = recipe.get(name, TRAIN_DEFAULTS[name])
-        parser.add_argument("--" + name.replace("_", "-"), type=kind, help=f"default {default}")
-    parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint of this run "
-                                                              "(with --lr: a new lr from there on)")
-    args = parser.parse_args(argv)
-    overrides = {name: getattr(args, name) for name, _ in RECIPE_OVERRIDES if getattr(args, name) is not None}
-    if args.no_progress:
-        overrides["progress"] = False
-    if args.resume:  # the checkpoint holds the recipe; only what was typed changes
-        argv = ["train", "--resume", args.resume] + _train_arguments(overrides)
-    else:
-        settings = {**recipe, **(experiments[args.experiment] if experiments else {}), **overrides}
-        if args.no_augment:
-            settings["augment"] = False
-        argv = ["train"] + _train_arguments(settings)
-    print("tinycnn " + " ".join(argv), flush=True)
-    return main(argv)
-
-
-def _train_arguments(settings):
-    """Train settings -> `tinycnn train` arguments."""
-    arguments = []
-    for key, value in settings.items():
-        flag = "--" + key.replace("_", "-")
-        if key == "model_options":
-            for option, option_value in value.items():
-                arguments += ["--model-option", f"{option}={option_value!r}"]
-        elif key == "progress":
-            arguments += [] if value else ["--no-progress"]
-        elif isinstance(value, bool):
-            arguments += [flag] if value else []
-        elif isinstance(value, (list, tuple)):
-            arguments += [flag] + [str(v) for v in value]
-        elif value is not None:
-            arguments += [flag, str(value)]
-    return arguments

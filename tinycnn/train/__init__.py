@@ -1,4 +1,5 @@
-"""Training workflow: the fit loop, callbacks, checkpoints and metrics.
+"""Training workflow: the fit loop, callbacks, checkpoints and metrics, and whole runs from a Recipe
+(its datasets, models, optimizers and schedules built by name: tinycnn.train.builders).
 
     >>> import numpy as np
     >>> from tinycnn.train import rank_k_accuracy
@@ -9,7 +10,10 @@ from .metrics import rank_k_accuracy, confusion_matrix, classification_report, p
 from .fit import fit, evaluate, predict, History, Trainer
 from .callbacks import Callback, ModelCheckpoint, EarlyStopping, CSVLogger, TrainingMonitor
 from .checkpoint import read_checkpoint
+from .builders import RecipeError, load_split, build_model, make_optimizer, make_schedule
+from .recipe import Recipe, run, write_report
 
 __all__ = ["rank_k_accuracy", "confusion_matrix", "classification_report", "plot_confusion_matrix",
            "fit", "evaluate", "predict", "History", "Trainer", "Callback", "ModelCheckpoint",
-           "EarlyStopping", "CSVLogger", "TrainingMonitor", "read_checkpoint"]
+           "EarlyStopping", "CSVLogger", "TrainingMonitor", "read_checkpoint", "RecipeError", "load_split",
+           "build_model", "make_optimizer", "make_schedule", "Recipe", "run", "write_report"]
