@@ -55,8 +55,10 @@ def test_views_transposes_and_shared_storages_are_read_as_their_own_arrays(tmp_p
 
 def test_nested_checkpoints_keep_their_structure_and_python_values(tmp_path):
     inner = collections.OrderedDict([("conv.weight", torch.ones(2, 1, 1, 1)), ("bn.num_batches_tracked", torch.tensor(7))])
-    torch.save({"model": inner, "epoch": 3, "name": "run", "lrs": [0.1, 0.01], "best": None}, tmp_path / "c.pth")
+    torch.save({"model": inner, "epoch": 3, "name": "run", "lrs": [0.1, 0.01], "best": None,
+                "parameter": torch.nn.Parameter(torch.arange(3.0))}, tmp_path / "c.pth")
     loaded = load_torch(tmp_path / "c.pth")
+    np.testing.assert_array_equal(loaded["parameter"], [0.0, 1.0, 2.0])  # through torch's _rebuild_parameter
     assert type(loaded["model"]) is dict and list(loaded["model"]) == ["conv.weight", "bn.num_batches_tracked"]
     assert loaded["epoch"] == 3 and loaded["name"] == "run" and loaded["lrs"] == [0.1, 0.01] and loaded["best"] is None
     assert loaded["model"]["bn.num_batches_tracked"].dtype == np.int64 and loaded["model"]["bn.num_batches_tracked"] == 7
@@ -156,13 +158,21 @@ def test_a_handwritten_file_reads_like_torch_and_its_big_endian_storages_are_swa
     ({"w": _View(_Storage("0", 6), -1, (2,), (1,))}, {"0": bytes(24)}, "offset -1"),
     ({"w": _View(_Storage("0", 6, torch.nn.Module), 0, (2,), (1,))}, {"0": bytes(24)}, "torch.nn.modules.module.Module"),
     ([1, 2], {}, "holds a list, not a dict"),
-], ids=["view-past-the-end", "short-record", "missing-record", "negative-offset", "other-class", "not-a-dict"])
+    ({"w": _View(_Storage("0", 1), 0, (10**6, 10**6), (0, 0))}, {"0": bytes(4)}, "more than is left of max_bytes"),
+], ids=["view-past-the-end", "short-record", "missing-record", "negative-offset", "other-class", "not-a-dict",
+        "huge-stride-0-view"])
 def test_files_that_lie_about_their_tensors_are_refused_naming_the_file(tmp_path, obj, records, message):
     path = tmp_path / "bad.pth"
     _write_pth(path, obj, records)
     with pytest.raises(CheckpointError, match="load_torch") as error:
         load_torch(path)
     assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_a_whole_pickled_model_is_refused_naming_its_class(tmp_path):
+    torch.save(torch.nn.Linear(2, 3), tmp_path / "module.pth")
+    with pytest.raises(CheckpointError, match="module.pth.*torch.nn.modules.linear.Linear"):
+        load_torch(tmp_path / "module.pth")
 
 
 def test_legacy_damaged_oversized_and_missing_files_get_clear_errors(tmp_path):

@@ -19,6 +19,7 @@ the upper half of a float32). Typical use::
 """
 import collections
 import io
+import math
 import os
 import pickle
 import zipfile
@@ -51,12 +52,16 @@ class _StorageType:
 
 def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
     """torch._utils._rebuild_tensor_v2: the view ``size``/``stride`` at ``offset`` of ``storage``, copied."""
-    data, storage_type = storage
+    data, storage_type, budget = storage
     size, stride = tuple(size), tuple(stride)
     if not all(isinstance(n, int) and n >= 0 for n in (offset, *size, *stride)) or len(size) != len(stride):
         raise _Refused(f"a tensor has offset {offset!r}, size {size!r} and stride {stride!r}")
     if hooks:
         raise _Refused("a tensor carries backward hooks")
+    nbytes = math.prod(size) * storage_type.dtype.itemsize
+    if nbytes > budget[0]:  # a stride-0 view of a few bytes can claim any size; its copy must fit the limit
+        raise _Refused(f"a tensor of size {size} needs {nbytes} bytes, more than is left of max_bytes")
+    budget[0] -= nbytes
     if 0 in size:
         array = np.zeros(size, storage_type.dtype)
     else:
@@ -87,9 +92,10 @@ _ALLOWED = {
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, data, storage):
+    def __init__(self, data, storage, limit):
         super().__init__(io.BytesIO(data))
         self.storage = storage  # storage(key, storage_type, numel) -> 1-d array
+        self.budget = [limit]   # bytes the tensors' copies may still take
 
     def find_class(self, module, name):
         if (module, name) in _ALLOWED:
@@ -105,7 +111,7 @@ class _Unpickler(pickle.Unpickler):
                 and isinstance(pid[4], int) and pid[4] >= 0):
             raise _Refused(f"it refers to the persistent object {pid!r}, not a storage")
         _, storage_type, key, _location, numel = pid
-        return self.storage(key, storage_type, numel), storage_type
+        return self.storage(key, storage_type, numel), storage_type, self.budget
 
 
 def load_torch(path, max_bytes=None):
@@ -181,7 +187,7 @@ def _read_archive(archive, limit):
             raise _Refused(f"record {name!r} is read both as a {storages[key][0]} and as a {storage_type.name}")
         return storages[key][1]
 
-    return _Unpickler(archive.read(pickles[0]), storage).load()
+    return _Unpickler(archive.read(pickles[0]), storage, limit).load()
 
 
 def _plain(value):
