@@ -146,6 +146,25 @@ def fit(out):
          **{f"resumed_history.{k}": resumed_history[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")})
 
 
+def interrupt(out):
+    """Trains until ctrl+c on one rank stops both; writes its pid to started<r> after a batch."""
+    import tinycnn.train.distributed as train_distributed
+    from tinycnn.train import Callback, ModelCheckpoint
+    dist.init()
+    rank = dist.rank()
+
+    class Started(Callback):
+        def on_batch_end(self, batch, logs):
+            with open(os.path.join(out, f"started{rank}"), "w") as file:
+                file.write(str(os.getpid()))
+
+    net = dropout_mlp()
+    loader = dist.DistributedDataLoader(fashion_like(), batch_size=BATCH, shuffle=True, seed=SEED)
+    history = train_distributed.fit_distributed(net, loader, None, optimizer(net), epochs=100000, verbose=False,
+                                                callbacks=[ModelCheckpoint(out, every=None, save_best=None), Started()])
+    save(out, "interrupt", rank, {}, interrupted=history.interrupted)
+
+
 def save(out, mode, rank, arrays, **extra):
     np.savez(os.path.join(out, f"{mode}{rank}.npz"), **arrays, **extra)
 
@@ -154,4 +173,4 @@ if __name__ == "__main__":
     modes, out = sys.argv[1], sys.argv[2]
     for mode in modes.split(","):
         {"train": train, "train_nccl": lambda out: train(out, "nccl"), "fail": fail, "syncbn": syncbn,
-         "fit": fit}[mode](out)
+         "fit": fit, "interrupt": interrupt}[mode](out)

@@ -9,8 +9,10 @@ over MPI; on a machine with GPUs the same worker runs with the real CuPy.
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ import pytest
 
 import tinycnn
 import tinycnn.functions as F
+import tinycnn.train
 from tinycnn.data import DataLoader
 from tinycnn.train import evaluate
 from tinycnn.distributed.sampler import count_steps, shard_batches
@@ -33,14 +36,21 @@ TIMEOUT = 60     # seconds for one job; a hung peer shows up as subprocess.Timeo
 
 def run_job(mode, out, processes=2, pythonpath=()):
     """Run the worker in ``processes`` ranks (as root, oversubscribed, shared memory only)."""
-    env = {**os.environ, "OMPI_MCA_btl": "self,vader", "OMPI_MCA_rmaps_base_oversubscribe": "1",
+    return subprocess.run(job_command(mode, out, processes), env=job_environment(pythonpath), capture_output=True,
+                          text=True, timeout=TIMEOUT, cwd=TESTS.parent)
+
+
+def job_command(mode, out, processes=2):
+    return ["mpirun", "--oversubscribe", "--allow-run-as-root", "-np", str(processes),
+            sys.executable, str(TESTS / "distributed_worker.py"), mode, str(out)]
+
+
+def job_environment(pythonpath=()):
+    return {**os.environ, "OMPI_MCA_btl": "self,vader", "OMPI_MCA_rmaps_base_oversubscribe": "1",
            "OMPI_MCA_btl_vader_single_copy_mechanism": "none",
            "TINYCNN_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
            "NUMBA_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([*map(str, pythonpath), os.environ.get("PYTHONPATH", "")])}
-    command = ["mpirun", "--oversubscribe", "--allow-run-as-root", "-np", str(processes),
-               sys.executable, str(TESTS / "distributed_worker.py"), mode, str(out)]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT, cwd=TESTS.parent)
 
 
 def ranks(out, mode, count=2):
@@ -145,6 +155,29 @@ def test_a_failing_rank_stops_the_job_with_its_error(tmp_path):
     assert job.returncode != 0
     assert "rank 1 of 2: ValueError: rank 1 fails on purpose; stopping every rank" in job.stderr
     assert not (tmp_path / "fail0.npz").exists()
+
+
+@needs_mpi
+def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_batch_with_a_checkpoint(tmp_path):
+    # SIGINT to rank 1 alone: rank 0 must learn of it (a vote after every batch) and stop with it.
+    # (mpirun, given ctrl+c, sends every rank SIGCONT, SIGTERM odls_base_sigkill_timeout seconds
+    # later, SIGKILL as long after that; the ranks take SIGTERM for ctrl+c.)
+    job = subprocess.Popen(job_command("interrupt", tmp_path), env=job_environment(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, cwd=TESTS.parent)
+    try:
+        started = tmp_path / "started1"
+        for _ in range(TIMEOUT * 10):       # until rank 1 has trained a batch
+            if (started.exists() and started.read_text()) or job.poll() is not None:
+                break
+            time.sleep(0.1)
+        os.kill(int(started.read_text()), signal.SIGINT)
+        _, stderr = job.communicate(timeout=TIMEOUT)
+    finally:
+        job.kill()
+    assert job.returncode == 0, stderr
+    assert [bool(r["interrupted"]) for r in ranks(tmp_path, "interrupt")] == [True, True]
+    state = tinycnn.train.read_checkpoint(tmp_path / "interrupted.npz")
+    assert len(state["rng_ranks"]) == 2 and state["epoch"] * 7 + state["batch"] > 0
 
 
 @needs_mpi

@@ -19,6 +19,8 @@ Give it a ``tinycnn.distributed.DistributedDataLoader`` (the same ``seed`` on ev
 for training; the validation loader may be one too (each rank evaluates its share) or a
 plain one (each evaluates everything). Progress is printed by rank 0.
 """
+import contextlib
+import io
 import os
 import signal
 import threading
@@ -97,6 +99,12 @@ class DistributedTrainer(Trainer):
         if dist.rank() == 0:
             save(state, path)
         return path
+
+    def _save_interrupted(self):
+        if dist.rank() == 0:
+            return super()._save_interrupted()
+        with contextlib.redirect_stdout(io.StringIO()):       # rank 0 says where it saved
+            return super()._save_interrupted()
 
     def restore(self, checkpoint):
         """Trainer's restore, then this rank's own generators from ``rng_ranks``."""
