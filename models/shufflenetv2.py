@@ -48,7 +48,8 @@ class ShuffleV2Unit(nn.Module):
         if stride not in (1, 2):
             raise ValueError(f"ShuffleV2Unit: stride must be 1 or 2, got {stride}")
         if stride == 1 and in_channels != out_channels:
-            raise ValueError(f"ShuffleV2Unit: at stride 1 the unit keeps its width, got {in_channels} -> {out_channels}")
+            raise ValueError(f"ShuffleV2Unit: at stride 1 the unit keeps its width, "
+                             f"got {in_channels} -> {out_channels}")
         half = out_channels // 2
         self.stride = stride
         if stride == 2:

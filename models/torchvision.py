@@ -148,8 +148,17 @@ def _arrays(state_dict):
     if not hasattr(state_dict, "items"):
         raise TypeError(f"from_torchvision: state_dict must be a dict of arrays or a file path, "
                         f"got {type(state_dict).__name__}")
-    return {key: np.asarray(value) for key, value in state_dict.items()
-            if not key.endswith("num_batches_tracked")}
+    arrays = {}
+    for key, value in state_dict.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        try:
+            arrays[key] = np.asarray(value)
+        except (TypeError, ValueError, RuntimeError) as error:   # e.g. a bfloat16 tensor: NumPy has no such type
+            raise TypeError(f"from_torchvision: {key!r} is not an array NumPy reads ({error})") from None
+        if arrays[key].dtype.kind not in "fiub":
+            raise TypeError(f"from_torchvision: {key!r} holds {arrays[key].dtype}, not numbers")
+    return arrays
 
 
 def from_torchvision(name, state_dict, **options):

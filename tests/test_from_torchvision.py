@@ -208,6 +208,10 @@ def test_missing_unexpected_and_mismatched_keys_are_named():
         models.from_torchvision("resnet19", state)
     with pytest.raises(TypeError, match="dict of arrays or a file path"):
         models.from_torchvision("mobilenet_v2", [1, 2])
+    with pytest.raises(TypeError, match=r"'features\.0\.0\.weight' is not an array NumPy reads"):
+        models.from_torchvision("mobilenet_v2", {**state, "features.0.0.weight": torch.zeros(2, dtype=torch.bfloat16)})
+    with pytest.raises(TypeError, match=r"'features\.0\.0\.weight' holds <U1, not numbers"):
+        models.from_torchvision("mobilenet_v2", {**state, "features.0.0.weight": np.array(["a"])})
     missing = dict(state)
     del missing["features.3.conv.1.1.running_var"]
     with pytest.raises(KeyError, match=r"missing \(tinycnn's names\) \[features\.3\.conv\.1\.1\.running_var\]"):
