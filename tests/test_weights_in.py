@@ -54,14 +54,16 @@ def test_views_transposes_and_shared_storages_are_read_as_their_own_arrays(tmp_p
 
 
 def test_nested_checkpoints_keep_their_structure_and_python_values(tmp_path):
-    inner = collections.OrderedDict([("conv.weight", torch.ones(2, 1, 1, 1)), ("bn.num_batches_tracked", torch.tensor(7))])
+    inner = collections.OrderedDict([("conv.weight", torch.ones(2, 1, 1, 1)),
+                                     ("bn.num_batches_tracked", torch.tensor(7))])
     torch.save({"model": inner, "epoch": 3, "name": "run", "lrs": [0.1, 0.01], "best": None,
                 "parameter": torch.nn.Parameter(torch.arange(3.0))}, tmp_path / "c.pth")
     loaded = load_torch(tmp_path / "c.pth")
     np.testing.assert_array_equal(loaded["parameter"], [0.0, 1.0, 2.0])  # through torch's _rebuild_parameter
     assert type(loaded["model"]) is dict and list(loaded["model"]) == ["conv.weight", "bn.num_batches_tracked"]
     assert loaded["epoch"] == 3 and loaded["name"] == "run" and loaded["lrs"] == [0.1, 0.01] and loaded["best"] is None
-    assert loaded["model"]["bn.num_batches_tracked"].dtype == np.int64 and loaded["model"]["bn.num_batches_tracked"] == 7
+    count = loaded["model"]["bn.num_batches_tracked"]
+    assert count.dtype == np.int64 and count == 7
 
 
 def test_a_torch_models_state_dict_gives_tinycnn_the_same_outputs(tmp_path):
@@ -156,7 +158,8 @@ def test_a_handwritten_file_reads_like_torch_and_its_big_endian_storages_are_swa
     ({"w": _View(_Storage("0", 6), 0, (2, 3), (3, 1))}, {"0": bytes(20)}, "holds 20 bytes"),
     ({"w": _View(_Storage("1", 6), 0, (6,), (1,))}, {"0": bytes(24)}, "storage 'archive/data/1' is missing"),
     ({"w": _View(_Storage("0", 6), -1, (2,), (1,))}, {"0": bytes(24)}, "offset -1"),
-    ({"w": _View(_Storage("0", 6, torch.nn.Module), 0, (2,), (1,))}, {"0": bytes(24)}, "torch.nn.modules.module.Module"),
+    ({"w": _View(_Storage("0", 6, torch.nn.Module), 0, (2,), (1,))}, {"0": bytes(24)},
+     "torch.nn.modules.module.Module"),
     ([1, 2], {}, "holds a list, not a dict"),
     ({"w": _View(_Storage("0", 1), 0, (10**6, 10**6), (0, 0))}, {"0": bytes(4)}, "more than is left of max_bytes"),
 ], ids=["view-past-the-end", "short-record", "missing-record", "negative-offset", "other-class", "not-a-dict",
@@ -309,8 +312,8 @@ def _keras_minivgg(rng, height, width, classes):
     layers, channels = {}, 3
     for block, width_out in ((1, 32), (2, 64)):
         for index in (1, 2):
-            layers[f"block{block}_conv{index}"] = [rng.normal(0, (2 / (9 * channels)) ** 0.5, (3, 3, channels, width_out)),
-                                                   rng.normal(0, 0.1, width_out)]
+            kernel = rng.normal(0, (2 / (9 * channels)) ** 0.5, (3, 3, channels, width_out))
+            layers[f"block{block}_conv{index}"] = [kernel, rng.normal(0, 0.1, width_out)]
             layers[f"block{block}_bn{index}"] = _random_bn(rng, width_out)
             channels = width_out
     flat = 64 * (height // 4) * (width // 4)
@@ -507,7 +510,8 @@ def test_resnet50_folds_conv_biases_and_epsilon_and_gives_keras_logits(tmp_path)
     np.testing.assert_array_equal(block.downsample[1].weight.numpy(), gamma)
     np.testing.assert_allclose(block.downsample[1].running_mean, mean - bias, rtol=1e-6)
     np.testing.assert_allclose(block.downsample[1].running_var, variance + (1.001e-5 - 1e-5), rtol=1e-6)
-    np.testing.assert_array_equal(model.layer4[2].conv2.weight.numpy(), layers["conv5_block3_2_conv"][0].transpose(3, 2, 0, 1))
+    np.testing.assert_array_equal(model.layer4[2].conv2.weight.numpy(),
+                                  layers["conv5_block3_2_conv"][0].transpose(3, 2, 0, 1))
 
     model.eval()
     x = rng.standard_normal((1, 32, 32, 3))  # one small image: 53 convs at 32x32 are cheap
@@ -528,7 +532,8 @@ def test_keras_files_that_do_not_fit_the_model_get_errors_naming_the_file_and_la
     bad = dict(layers, block1_conv1=layers["block1_conv1"] + [np.zeros(3, np.float32)])
     _write_keras(tmp_path / "three.keras", bad, "keras3")
     with pytest.raises(CheckpointError, match="three.keras.*'block1_conv1' \\(conv\\) holds 3 arrays"):
-        tinycnn.io.load_keras(tmp_path / "three.keras", tinycnn.models.get("minivgg", num_classes=10, input_shape=(3, 8, 8)))
+        tinycnn.io.load_keras(tmp_path / "three.keras",
+                              tinycnn.models.get("minivgg", num_classes=10, input_shape=(3, 8, 8)))
 
 
 def test_a_file_without_the_top_loads_with_strict_false_and_reports_what_is_missing(tmp_path):
@@ -538,7 +543,8 @@ def test_a_file_without_the_top_loads_with_strict_false_and_reports_what_is_miss
     notop["dense_7"] = [np.ones((4, 2), np.float32), np.zeros(2, np.float32)]  # a layer no table knows
     _write_keras(tmp_path / "notop.h5", notop, "keras2_weights")
     model = tinycnn.models.get("minivgg", num_classes=10, input_shape=(3, 8, 8))
-    with pytest.raises(CheckpointError, match=r"notop.h5.*missing \[classifier.fc1.weight.*unexpected Keras layers \[dense_7\]"):
+    message = r"notop.h5.*missing \[classifier.fc1.weight.*unexpected Keras layers \[dense_7\]"
+    with pytest.raises(CheckpointError, match=message):
         tinycnn.io.load_keras(tmp_path / "notop.h5", model)
     missing, unexpected = tinycnn.io.load_keras(tmp_path / "notop.h5", model, strict=False)
     assert unexpected == ["dense_7"]
@@ -585,19 +591,22 @@ def test_files_keras_itself_writes_give_its_logits(tmp_path, monkeypatch):
     net = keras.Sequential([keras.Input((8, 12, 3))], name="minivgg")
     for block, channels in ((1, 32), (2, 64)):
         for index in (1, 2):
-            net.add(keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name=f"block{block}_conv{index}"))
+            net.add(keras.layers.Conv2D(channels, 3, padding="same", activation="relu",
+                                        name=f"block{block}_conv{index}"))
             net.add(keras.layers.BatchNormalization(name=f"block{block}_bn{index}"))
         net.add(keras.layers.MaxPooling2D(2))
     for layer in (keras.layers.Flatten(), keras.layers.Dense(512, activation="relu", name="fc1"),
                   keras.layers.BatchNormalization(name="fc1_bn"), keras.layers.Dense(5, name="predictions")):
         net.add(layer)
     resnet = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=5, classifier_activation=None)
-    for keras_model, tinycnn_model, shape in ((net, tinycnn.models.get("minivgg", num_classes=5, input_shape=(3, 8, 12)), (8, 12)),
-                                              (resnet, tinycnn.models.get("resnet50", num_classes=5), (32, 32))):
+    pairs = ((net, tinycnn.models.get("minivgg", num_classes=5, input_shape=(3, 8, 12)), (8, 12)),
+             (resnet, tinycnn.models.get("resnet50", num_classes=5), (32, 32)))
+    for keras_model, tinycnn_model, shape in pairs:
         for layer in keras_model.layers:  # random statistics too, so BatchNorm's mapping shows
             if layer.get_weights():
+                weights = layer.get_weights()
                 layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) if i % 2 else
-                                   rng.normal(0, 0.1, w.shape).astype(np.float32) for i, w in enumerate(layer.get_weights())])
+                                   rng.normal(0, 0.1, w.shape).astype(np.float32) for i, w in enumerate(weights)])
         x = rng.standard_normal((2, *shape, 3)).astype(np.float32)
         expected = keras.ops.convert_to_numpy(keras_model(x, training=False))
         for path in (tmp_path / f"{keras_model.name}.keras", tmp_path / f"{keras_model.name}.weights.h5"):

@@ -1,7 +1,7 @@
 """Keras weights (``.h5``, ``.weights.h5`` and ``.keras`` files, read with h5py) for MiniVGG, VGG-16 and ResNet-50.
 
 Keras stores, per layer, a list of arrays in channels-last order; ``load_keras`` maps each
-Keras layer to a tinycnn module through one table per model (``keras_table(model)`` prints it)
+Keras layer to a tinycnn module through one table per model (``keras_table(model)`` returns it)
 and converts what the layouts differ in:
 
 - Conv2D kernels are (kh, kw, in, out) ("HWIO"); tinycnn's are (out, in, kh, kw): transposed.

@@ -162,14 +162,14 @@ def _read_archive(archive, limit):
     pickles = [name for name in infos if name.count("/") == 1 and name.endswith("/data.pkl")]
     if len(pickles) != 1:
         raise _Refused(f"it holds {len(pickles)} '<name>/data.pkl' records, not one: not a torch.save file")
-    prefix = pickles[0][:-len("data.pkl")]
-    byteorder = archive.read(prefix + "byteorder").decode() if prefix + "byteorder" in infos else "little"
-    if byteorder not in ("little", "big"):
-        raise _Refused(f"its byteorder record says {byteorder!r}")
     declared = sum(info.file_size for info in infos.values())
     if declared > limit:  # before reading anything: a small zip may promise gigabytes
         raise _Refused(f"its records declare {declared} bytes, more than max_bytes={limit}; "
                        f"pass a larger max_bytes to load a file this big")
+    prefix = pickles[0][:-len("data.pkl")]
+    byteorder = archive.read(prefix + "byteorder").decode() if prefix + "byteorder" in infos else "little"
+    if byteorder not in ("little", "big"):
+        raise _Refused(f"its byteorder record says {byteorder!r}")
     storages = {}
 
     def storage(key, storage_type, numel):
