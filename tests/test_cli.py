@@ -201,7 +201,7 @@ def test_datasets_lists_the_search_folders(data_dir, capsys):
 def test_summary_prints_the_layer_table(capsys):
     code, out, _ = run(["summary", "minivgg", "--input-shape", "3", "32", "32", "--num-classes", "10"], capsys)
     assert code == 0
-    assert "2,171,178" in out  # the seeds' Keras count for MiniVGG on CIFAR-10
+    assert "2,171,178" in out  # Keras' model.summary() count for MiniVGG on CIFAR-10 (models/minivgg.py)
     code, _, err = run(["summary", "nosuchnet"], capsys)
     assert_one_line_error(code, err, "unknown model 'nosuchnet'")
 

@@ -2,7 +2,7 @@
 MiniGoogLeNet, DeeperGoogLeNet, and the model registry.
 
 Parameter counts are asserted exactly: against published numbers (Keras, torchvision, the
-seeds) where they exist, otherwise against counts derived in this file from the papers'
+lecture notes) where they exist, otherwise against counts derived in this file from the papers'
 tables with the textbook formulas (conv: k*k*C_in*C_out + C_out, dense: in*out + out,
 Keras BatchNorm: 2 trainable + 2 non-trainable per channel), independent of the model code.
 
@@ -93,11 +93,11 @@ def test_lenet_counts_match_the_layer_formulas():
     assert trainable(models.get("lenet", in_channels=3)) == expected + conv(2, 6, 5, bias=False)
 
 
-def test_alexnet_counts_match_the_seeds_per_layer_numbers():
+def test_alexnet_counts_match_the_lecture_notes_per_layer_numbers():
     net = models.get("alexnet")
     convs = [trainable(getattr(net.features, f"conv{i}")) for i in range(1, 6)]
-    assert convs == [34_944, 614_656, 885_120, 1_327_488, 884_992]          # seeds' "you can verify ..."
-    assert trainable(net.classifier.fc8) == 4_097_000                         # seeds' FC example
+    assert convs == [34_944, 614_656, 885_120, 1_327_488, 884_992]    # the lecture notes' "you can verify ..."
+    assert trainable(net.classifier.fc8) == 4_097_000                   # the lecture notes' FC example
     assert trainable(net) == 62_378_344
     assert net.input_shape == (3, 227, 227)
 
@@ -139,7 +139,7 @@ def test_vgg_lrn_and_1x1_layers_sit_where_table_1_puts_them():
         models.get("vgg16", input_shape=(3, 100, 100))
 
 
-def test_minivgg_counts_match_the_seeds_keras_summary():
+def test_minivgg_counts_match_the_keras_summary():
     net = models.get("minivgg")
     assert (trainable(net), buffers(net)) == (2_169_770, 1_408)
     assert trainable(net) + buffers(net) == 2_171_178
@@ -161,7 +161,7 @@ def inception_params(c_in, n1, r3, n3, r5, n5, proj):
 
 
 def googlenet_table_params():
-    """Main network and auxiliary heads from the seeds' table (biases, no BatchNorm)."""
+    """Main network and auxiliary heads from the paper's table as the lecture notes give it (biases, no BatchNorm)."""
     stem = conv(3, 64, 7) + conv(64, 64, 1) + conv(64, 192, 3)
     rows = [(192, 64, 96, 128, 16, 32, 32), (256, 128, 128, 192, 32, 96, 64), (480, 192, 96, 208, 16, 48, 64),
             (512, 160, 112, 224, 24, 64, 64), (512, 128, 128, 256, 24, 64, 64), (512, 112, 144, 288, 32, 64, 64),
@@ -245,7 +245,7 @@ def test_deepergooglenet_counts_match_the_tiny_imagenet_table(inception_4):
     net = models.get("deepergooglenet", inception_4=inception_4)
     assert (trainable(net), buffers(net)) == deepergooglenet_expected(inception_4)
     if inception_4:
-        assert 3.6e6 <= trainable(net) + buffers(net) < 3.7e6                 # the seeds' "3.6M Params"
+        assert 3.6e6 <= trainable(net) + buffers(net) < 3.7e6                 # the lecture notes' "3.6M Params"
 
 
 # ----- forward and backward --------------------------------------------------------------------------
@@ -345,7 +345,7 @@ def test_googlenet_inception_multiply_adds_match_the_ops_column():
 
 @pytest.mark.parametrize("name,size", [("minivgg", 16), ("minigooglenet", 12)])
 def test_overfits_64_random_images(name, size):
-    """Random images with random labels (Zhang et al.'s experiment, the seeds' MiniGoogLeNet source):
+    """Random images with random labels (Zhang et al.'s experiment; their Inception-small is MiniGoogLeNet):
     a few full-batch Adam steps reach >= 90% training accuracy (measured on the batch in
     training mode, as Keras reports it). Images smaller than CIFAR's 32x32 keep it fast."""
     tinycnn.manual_seed(0)

@@ -49,7 +49,8 @@ def test_run_is_what_the_command_runs(tmp_path, data_dir, capsys):
                  "confusion_matrix.png"):
         assert (tmp_path / "library" / name).is_file(), name
     assert (tmp_path / "library" / "report.txt").read_text() == (tmp_path / "command" / "report.txt").read_text()
-    ours, theirs = (read_checkpoint(tmp_path / folder / "checkpoints" / "last.npz") for folder in ("library", "command"))
+    ours, theirs = (read_checkpoint(tmp_path / folder / "checkpoints" / "last.npz")
+                    for folder in ("library", "command"))
     ours_flat, theirs_flat = flat(ours["model"]), flat(theirs["model"])
     assert list(ours_flat) == list(theirs_flat) and len(ours_flat) == 10     # LeNet: 5 layers, weight and bias
     for name, array in ours_flat.items():

@@ -1,4 +1,4 @@
-"""tinycnn.summary: the seeds' Keras tables (VGG-16, MiniVGG), totals, multiply-adds,
+"""tinycnn.summary: the lecture notes' Keras tables (VGG-16, MiniVGG), totals, multiply-adds,
 receptive fields (checked against the gradient footprint of a unit), and the examples."""
 import importlib.util
 from collections import OrderedDict
@@ -16,7 +16,7 @@ from tinycnn.summary import Summary, main, print_summary, summary
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
-# The seeds' keras.applications.VGG16().summary(): (name, Keras type, output (H, W, C), params)
+# keras.applications.VGG16().summary() as the lecture notes print it: (name, Keras type, output (H, W, C), params)
 KERAS_VGG16 = [
     ("block1_conv1", "Conv2D", (224, 224, 64), 1792), ("block1_conv2", "Conv2D", (224, 224, 64), 36928),
     ("block1_pool", "MaxPooling2D", (112, 112, 64), 0),
@@ -33,7 +33,7 @@ KERAS_VGG16 = [
     ("predictions", "Dense", (1000,), 4097000),
 ]
 
-# The seeds' MiniVGG model.summary() (Keras' auto names dropped), without the final softmax
+# The lecture notes' MiniVGG model.summary() (Keras' auto names dropped), without the final softmax
 # Activation: tinycnn models return logits and the loss applies the softmax.
 KERAS_MINIVGG = [
     ("Conv2D", (32, 32, 32), 896), ("Activation", (32, 32, 32), 0), ("BatchNormalization", (32, 32, 32), 128),
@@ -137,7 +137,7 @@ def test_lenet_activation_memory_and_macs():
     assert s.total_macs == 28 * 28 * 6 * 25 + 10 * 10 * 16 * 6 * 25 + 400 * 120 + 120 * 84 + 84 * 10
 
 
-def test_one_by_one_convolution_multiply_adds_match_the_seeds():
+def test_one_by_one_convolution_multiply_adds_match_the_lecture_notes():
     # 28x28x192 -> 5x5x32 "same": 120 M multiplications; with a 16-filter 1x1 first: 2.4 M + 10.0 M
     direct = summary(nn.Conv2d(192, 32, 5, padding=2), (192, 28, 28))
     bottleneck = summary(nn.Sequential(nn.Conv2d(192, 16, 1), nn.Conv2d(16, 32, 5, padding=2)), (192, 28, 28))

@@ -89,7 +89,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
 def batch_norm_relu(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
     """relu(batch_norm(x, ...)) in one pass over memory, forward and backward; the same values.
 
-    nn.Sequential runs a BatchNorm followed by a ReLU through it.
+    ``nn.fuse`` turns a BatchNorm followed by a ReLU into ``nn.BatchNormReLU2d`` (or 1d), which runs it.
 
         >>> import numpy as np, tinycnn, tinycnn.functions as F
         >>> x = tinycnn.Tensor(np.random.default_rng(0).normal(size=(8, 3, 4, 4)))
@@ -104,7 +104,8 @@ def batch_norm_relu(x, gamma, beta, running_mean, running_var, training, momentu
 def relu_batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
     """batch_norm(relu(x), ...) in one pass over memory, forward and backward; the same values.
 
-    nn.Sequential runs a ReLU followed by a BatchNorm through it (MiniVGG's conv -> ReLU -> BN).
+    ``nn.fuse`` turns a ReLU followed by a BatchNorm (MiniVGG's conv -> ReLU -> BN) into
+    ``nn.ReLUBatchNorm2d`` (or 1d), which runs it.
 
         >>> import numpy as np, tinycnn, tinycnn.functions as F
         >>> x = tinycnn.Tensor(np.random.default_rng(0).normal(size=(8, 3, 4, 4)))
@@ -165,7 +166,7 @@ class LocalResponseNorm(Function):
 def local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
     """AlexNet's LRN: b_c = a_c / (k + alpha * sum of a^2 over ``size`` neighbouring channels)^beta.
 
-    This is the paper's formula as in the seeds: alpha is NOT divided by ``size``.
+    This is the paper's formula (Krizhevsky et al. 2012, section 3.3): alpha is NOT divided by ``size``.
     PyTorch's ``LocalResponseNorm`` divides alpha by size, so
     ``local_response_norm(x, n, alpha, b, k)`` equals ``torch.nn.LocalResponseNorm(n, alpha * n, b, k)(x)``.
     """
