@@ -323,3 +323,30 @@ def test_convert_sync_batchnorm_keeps_fused_relus_in_a_world_of_one(monkeypatch,
         plain.train(train), synced.train(train)
         np.testing.assert_allclose(synced(tinycnn.Tensor(x)).numpy(), plain(tinycnn.Tensor(x)).numpy(),
                                    rtol=1e-12, atol=1e-12)     # float64, sums in another order
+
+
+def test_bad_arguments_are_refused_before_any_communication():
+    from tinycnn import distributed as dist
+    import tinycnn.nn as nn
+    with pytest.raises(ValueError, match="backend must be 'mpi' or 'nccl', got 'gloo'"):
+        dist.init("gloo")
+    with pytest.raises(ValueError, match="op must be one of .*got 'min'"):
+        dist.all_reduce(np.zeros(3), op="min")
+    with pytest.raises(TypeError, match="all_reduce: expected a NumPy/CuPy array or a Tensor, got list"):
+        dist.all_reduce([1.0, 2.0])
+    with pytest.raises(ValueError, match="broadcast: the array must be C-contiguous"):
+        dist.broadcast(np.zeros((3, 4))[:, ::2])
+    with pytest.raises(RuntimeError, match=r"call tinycnn.distributed.init\(\) first"):
+        dist.all_reduce(np.zeros(3))
+    with pytest.raises(RuntimeError, match=r"call tinycnn.distributed.init\(\) first"):
+        dist.DistributedDataParallel(nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="expected a tinycnn.nn.Module, got ndarray"):
+        dist.DistributedDataParallel(np.zeros(2))
+    with pytest.raises(ValueError, match="bucket_cap_mb must be > 0, got 0"):
+        dist.DistributedDataParallel(nn.Linear(2, 2), bucket_cap_mb=0)
+    with pytest.raises(ValueError, match=r"SyncBatchNorm: expected a 2-D or 4-D input with 3 channels .* got shape \(4, 2, 5, 5\)"):
+        dist.SyncBatchNorm(3)(tinycnn.Tensor(np.zeros((4, 2, 5, 5), np.float32)))
+    with pytest.raises(ValueError, match="SyncBatchNorm: this rank's batch is empty"):
+        dist.SyncBatchNorm(3)(tinycnn.Tensor(np.zeros((0, 3), np.float32)))
+    with pytest.raises(ValueError, match="relu must be None, 'after' or 'before', got 'both'"):
+        dist.SyncBatchNorm(3, relu="both")

@@ -119,12 +119,12 @@ def all_reduce(array, op="sum", async_op=False):
 
     ``array``: a NumPy array (over MPI) or, with backend "nccl", a CuPy array (over NCCL),
     contiguous, the same shape and dtype on every rank; a Tensor's data is reduced in place.
-    Returns the array, or with ``async_op=True`` a handle whose ``wait()`` returns it once done
-    (the reduction then runs while this process goes on; the array must not be touched before).
+    Returns ``array``, or with ``async_op=True`` a handle whose ``wait()`` returns the reduced
+    raw array (the reduction then runs while this process goes on: leave the array alone until then).
     """
-    data = _checked("all_reduce", array)
     if op not in OPS:
         raise ValueError(f"distributed.all_reduce: op must be one of {OPS}, got {op!r}")
+    data = _checked("all_reduce", array)
     if op == "mean" and data.dtype.kind != "f":
         raise TypeError(f"distributed.all_reduce: op 'mean' needs a floating-point array, got {data.dtype}")
     if is_cupy_array(data):
@@ -133,7 +133,12 @@ def all_reduce(array, op="sum", async_op=False):
         mpi = _mpi()
         request = _comm().Iallreduce(mpi.IN_PLACE, data, op=mpi.MAX if op == "max" else mpi.SUM)
         handle = _Pending(data, op, request)
-    return handle if async_op else handle.wait()
+    if isinstance(array, Tensor):
+        array._bump_version("all_reduce")
+    if async_op:
+        return handle
+    handle.wait()
+    return array
 
 
 def broadcast(array, root=0):
