@@ -259,7 +259,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     "valid" (0) or "same" (output size = input size, stride 1 only). N = 0 gives an empty
     output, C = 0 the bias (zeros without one), as sums of no terms. ``algorithm``: "auto"
     (the rule in the module docstring, or the block's conv_algorithm), or "im2col", "im2row",
-    "winograd", "depthwise" to force one (ValueError if it cannot run this convolution).
+    "winograd", "depthwise" to force one (ValueError if it cannot run this convolution; a
+    forced Winograd still runs im2row on inputs its transforms cannot carry: inf, NaN, huge values).
     """
     op = "conv2d"
     x = x if isinstance(x, Tensor) else Tensor(x)
