@@ -182,6 +182,22 @@ class _Pending:
         return self.array
 
 
+class _NcclPending:
+    """An NCCL reduction queued on the communication stream; ``wait()`` makes the current
+    stream wait for it (the host does not wait) and returns the array."""
+
+    def __init__(self, cupy, array, op, done, size):
+        self.cupy, self.array, self.op, self.done, self.size = cupy, array, op, done, size
+
+    def wait(self):
+        if self.done is not None:
+            self.cupy.cuda.get_current_stream().wait_event(self.done)
+            self.done = None
+            if self.op == "mean":
+                self.array /= self.size
+        return self.array
+
+
 class _Nccl:
     """An NCCL communicator of every rank, each on GPU ``local_rank``, built over MPI."""
 
@@ -203,6 +219,7 @@ class _Nccl:
         unique_id = comm.bcast(nccl.get_unique_id() if comm.Get_rank() == 0 else None, root=0)
         self.cupy, self.nccl = cupy, nccl
         self.comm = nccl.NcclCommunicator(comm.Get_size(), unique_id, comm.Get_rank())
+        self.stream = cupy.cuda.Stream(non_blocking=True)
 
     def _type(self, array):
         name = self.TYPES.get(array.dtype.name)
@@ -212,13 +229,13 @@ class _Nccl:
         return getattr(self.nccl, name)
 
     def all_reduce(self, array, op):
-        # queued on the current stream: later kernels on it see the result, the host goes on
+        # on a stream of its own, after the kernels queued so far (those that wrote `array`):
+        # the GPU reduces while it runs the rest of backward on the compute stream
+        compute = self.cupy.cuda.get_current_stream()
+        self.stream.wait_event(compute.record())
         nccl_op = self.nccl.NCCL_MAX if op == "max" else self.nccl.NCCL_SUM
-        self.comm.allReduce(array.data.ptr, array.data.ptr, array.size, self._type(array), nccl_op,
-                            self.cupy.cuda.get_current_stream().ptr)
-        if op == "mean":
-            array /= self.comm.size()
-        return _Pending(array, "sum")
+        self.comm.allReduce(array.data.ptr, array.data.ptr, array.size, self._type(array), nccl_op, self.stream.ptr)
+        return _NcclPending(self.cupy, array, op, self.stream.record(), self.comm.size())
 
     def broadcast(self, array, root):
         self.comm.bcast(array.data.ptr, array.size, self._type(array), root,

@@ -8,7 +8,8 @@ idle during the reduction; instead, as PyTorch's DDP, the parameters are grouped
 *buckets* of about ``bucket_cap_mb`` (in reverse order of registration, which is roughly
 the order backward completes them), and a bucket's nonblocking all-reduce starts as soon
 as the last gradient of that bucket is accumulated (``Tensor.register_post_accumulate_grad_hook``).
-The last one is waited for before backward returns.
+Before backward returns, the reductions are waited for (on a GPU the compute stream waits for
+NCCL's stream, the host goes on).
 
     >>> import numpy as np, tinycnn, tinycnn.nn as nn, tinycnn.functions as F
     >>> from tinycnn import distributed as dist

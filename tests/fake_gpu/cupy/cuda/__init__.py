@@ -1,4 +1,4 @@
-"""cupy.cuda of the stand-in: one device (id 0), device pointers, the null stream (cupy.cuda.nccl: nccl.py)."""
+"""cupy.cuda of the stand-in: one device (id 0), device pointers, streams and events (cupy.cuda.nccl: nccl.py)."""
 from .. import _transfer
 from . import runtime
 
@@ -34,13 +34,32 @@ class MemoryPointer:
         self.ptr = array._array.__array_interface__["data"][0]
 
 
+class Event:
+    """A point in a stream; the stand-in has run everything before it already."""
+
+    def record(self, stream=None):
+        return self
+
+    def synchronize(self):
+        _transfer.declare_synchronize("cuda.Event().synchronize()")
+
+
 class Stream:
-    """A CUDA stream; the stand-in runs everything in order on the host, so only the null one exists."""
+    """A CUDA stream. The stand-in runs every kernel at once, in order, on the host: waiting
+    on an event has nothing left to wait for."""
 
-    ptr = 0
+    def __init__(self, null=False, non_blocking=False, ptds=False):
+        self.ptr = 0 if null else id(self)
+
+    def record(self, event=None):
+        return (event or Event()).record(self)
+
+    def wait_event(self, event):
+        if not isinstance(event, Event):
+            raise TypeError(f"Stream.wait_event: expected a cupy.cuda.Event, got {type(event).__name__}")
 
 
-Stream.null = Stream()
+Stream.null = Stream(null=True)
 
 
 def get_current_stream():

@@ -38,6 +38,11 @@ def _memory(pointer, count, datatype):
     return numpy.frombuffer(raw, dtype=dtype)
 
 
+def _check_stream(stream):
+    if not isinstance(stream, int):
+        raise TypeError(f"stand-in NCCL: stream must be a stream's pointer (Stream.ptr), got {type(stream).__name__}")
+
+
 class NcclCommunicator:
     def __init__(self, ndev, commId, rank):  # noqa: N803 (CuPy's names)
         world = MPI.COMM_WORLD
@@ -55,10 +60,12 @@ class NcclCommunicator:
         return self._rank
 
     def allReduce(self, sendbuf, recvbuf, count, datatype, op, stream):  # noqa: N802
+        _check_stream(stream)
         send, receive = _memory(sendbuf, count, datatype), _memory(recvbuf, count, datatype)
         self._comm.Allreduce(MPI.IN_PLACE if sendbuf == recvbuf else send, receive, op=_OPS[op])
 
     def bcast(self, buff, count, datatype, root, stream):
+        _check_stream(stream)
         self._comm.Bcast(_memory(buff, count, datatype), root=root)
 
     def destroy(self):
