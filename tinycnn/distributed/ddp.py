@@ -43,7 +43,8 @@ class DistributedDataParallel(Module):
     and ``load_state_dict`` are the wrapped module's, so checkpoints fit either.
     Buffers (BatchNorm's running statistics) are broadcast once, here; they stay equal across
     ranks only with ``convert_sync_batchnorm``. When a parameter gets no gradient (a branch
-    outside the loss), call ``synchronize()`` before the optimizer step.
+    outside the loss), call ``synchronize()`` before the optimizer step. Wrapping the same
+    module again (a second training run) unhooks the earlier wrapper.
     """
 
     def __init__(self, module, bucket_cap_mb=1.0):
@@ -63,7 +64,9 @@ class DistributedDataParallel(Module):
         self.buckets = _buckets(params[::-1], int(float(bucket_cap_mb) * 2**20))
         self._bucket_of = {id(p): bucket for bucket in self.buckets for p in bucket.params}
         self._step = None
-        self._hooks = [p.register_post_accumulate_grad_hook(self._gradient_ready) for p in params]
+        for handle in getattr(module, "_data_parallel_hooks", ()):     # a module wrapped again: the last wrapper rules
+            handle.remove()
+        module._data_parallel_hooks = [p.register_post_accumulate_grad_hook(self._gradient_ready) for p in params]
 
     def forward(self, *inputs, **kwargs):
         if self._step is not None and not self._step.done:
