@@ -1,4 +1,4 @@
-"""The model zoo: every architecture of the seeds, built from tinycnn.nn and looked up by name.
+"""The model zoo: every architecture of the lecture notes, built from tinycnn.nn and looked up by name.
 
     >>> import tinycnn.models as models
     >>> net = models.get("minivgg", num_classes=10)

@@ -1,17 +1,17 @@
 """AlexNet (Krizhevsky, Sutskever, Hinton, "ImageNet Classification with Deep Convolutional
-Neural Networks", NIPS 2012), as the seeds' CS231n table draws it, on one GPU (no groups):
+Neural Networks", NIPS 2012), as the lecture notes' CS231n table draws it, on one GPU (no groups):
 
     227x227x3 -> conv1 96 11x11/4 -> pool 3/2 -> LRN -> conv2 256 5x5 pad 2 -> pool 3/2 -> LRN
     -> conv3 384 3x3 pad 1 -> conv4 384 -> conv5 256 -> pool 3/2 -> fc6 4096 -> fc7 4096 -> fc8 1000
 
 ReLU after every layer but fc8, dropout 0.5 after fc6 and fc7, LRN with the paper's
-k=2, n=5, alpha=1e-4, beta=0.75. (The paper normalizes before pooling; the seeds' table
+k=2, n=5, alpha=1e-4, beta=0.75. (The paper normalizes before pooling; the lecture notes' table
 pools first, and so does this model.)
 
-Parameters per convolution, as the seeds' formula gives them: 34,944 / 614,656 / 885,120 /
+Parameters per convolution, as the lecture notes' formula gives them: 34,944 / 614,656 / 885,120 /
 1,327,488 / 884,992; with fc6 37,752,832, fc7 16,781,312, fc8 4,097,000 the total is
 62,378,344 (the single-group count of learnopencv's "Number of Parameters and Tensor Sizes
-in a CNN", cited by the seeds).
+in a CNN", cited by the lecture notes).
 
 ``variant="torchvision"`` builds torchvision's ``alexnet`` instead, the single-tower network of
 Krizhevsky's "One weird trick for parallelizing convolutional neural networks" (2014):
@@ -69,7 +69,7 @@ def _torchvision_layers(num_classes, dropout):
 
 
 def _paper_layers(num_classes, dropout):
-    """The seeds' AlexNet: features and classifier."""
+    """The lecture notes' AlexNet: features and classifier."""
     features = OrderedDict([
         ("conv1", nn.Conv2d(3, 96, 11, stride=4)),        # 96 x 55 x 55
         ("relu1", nn.ReLU()),
@@ -101,7 +101,7 @@ def _paper_layers(num_classes, dropout):
 
 
 class AlexNet(nn.Module):
-    """``features`` then ``classifier``; ``variant`` "paper" (the seeds') or "torchvision"."""
+    """``features`` then ``classifier``; ``variant`` "paper" (the lecture notes') or "torchvision"."""
 
     def __init__(self, num_classes=1000, dropout=0.5, variant="paper"):
         super().__init__()
@@ -119,6 +119,6 @@ class AlexNet(nn.Module):
 
 @register("alexnet")
 def alexnet(num_classes=1000, dropout=0.5, variant="paper"):
-    """AlexNet for 227x227 inputs (single group, LRN after pooling as in the seeds);
+    """AlexNet for 227x227 inputs (single group, LRN after pooling as in the lecture notes);
     ``variant="torchvision"``: torchvision's alexnet (see the module docstring)."""
     return AlexNet(num_classes, dropout, variant)

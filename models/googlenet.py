@@ -19,7 +19,7 @@ choice, without LRN).
 Exact parameter counts, 1000 classes: main network 6,998,552; auxiliary classifiers
 3,188,840 (on 4a) and 3,190,888 (on 4d); 13,378,280 in total. The paper's "params" column
 is known to be inconsistent (2.7K for a 9,472-parameter first layer, 159K for a 163,696-
-parameter 3a); the seeds' 6,797,700 is just that column's sum. ``batch_norm=True`` gives
+parameter 3a); the lecture notes' 6,797,700 is just that column's sum. ``batch_norm=True`` gives
 7,005,832 without the auxiliary heads: torchvision's googlenet (6,624,904) plus 380,928,
 because torchvision's "5x5" branches are 3x3 convolutions (a known quirk) and these are 5x5.
 ``variant="torchvision"`` builds torchvision's googlenet itself, for its weights
@@ -58,7 +58,7 @@ def conv_layers(name, in_channels, out_channels, kernel_size, stride=1, padding=
     """Named layers of one convolution unit: [(name, conv), (name_bn, BN), (name_relu, act)].
 
     ``padding=None`` keeps the spatial size at stride 1 ((k - 1) / 2 per side, per axis).
-    ``bn_after_activation`` gives conv -> act -> BN (the seeds' DeeperGoogLeNet experiment);
+    ``bn_after_activation`` gives conv -> act -> BN (the lecture notes' DeeperGoogLeNet experiment);
     ``eps`` is BatchNorm's.
     """
     kernel = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
@@ -94,7 +94,7 @@ class Inception(nn.Module):
         return F.concat([self.branch1x1(x), self.branch3x3(x), self.branch5x5(x), self.branch_pool(x)], axis=1)
 
 
-# The seeds' table: name -> (in_channels, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj).
+# The lecture notes' table: name -> (in_channels, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj).
 GOOGLENET_INCEPTIONS = OrderedDict([
     ("3a", (192, 64, 96, 128, 16, 32, 32)),
     ("3b", (256, 128, 128, 192, 32, 96, 64)),

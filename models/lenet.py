@@ -1,10 +1,10 @@
 """LeNet-5 (LeCun, Bottou, Bengio, Haffner, "Gradient-based learning applied to document
-recognition", Proc. IEEE 1998), in the seeds' notation:
+recognition", Proc. IEEE 1998), in the lecture notes' notation:
 
     6c5 -> 2w2s -> 16c5 -> 2w2s -> flatten 400 -> 120fc -> 84fc -> 10fc
 
 Input 32x32 (MNIST's 28x28 digits padded by 2 pixels, ``input_size=28``). Max pooling and a
-fully connected C3 layer, as the seeds and today's implementations (d2l.ai, Keras tutorials)
+fully connected C3 layer, as the lecture notes and today's implementations (d2l.ai, Keras tutorials)
 draw it: 61,706 parameters for one input channel and 10 classes
 (156 + 2,416 + 48,120 + 10,164 + 850). The 1998 paper's ~60,000 comes from its sparse C3
 connection table and trainable subsampling layers, which are not reproduced here.

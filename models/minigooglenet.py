@@ -1,7 +1,7 @@
 """MiniGoogLeNet (CIFAR-10) and DeeperGoogLeNet (Tiny ImageNet), from Rosebrock, "Deep
 Learning for Computer Vision with Python" (Practitioner Bundle), after the small Inception
 network of Zhang et al., "Understanding Deep Learning Requires Rethinking Generalization",
-ICLR 2017 (the seeds' figures and tables).
+ICLR 2017 (the lecture notes' figures and tables).
 
 MiniGoogLeNet, 32x32x3 inputs, built from three modules:
     conv module        conv KxK -> BN -> ReLU
@@ -13,10 +13,10 @@ MiniGoogLeNet, 32x32x3 inputs, built from three modules:
     -> inception (176, 160), (176, 160) -> avg pool 7x7 -> dropout 0.5 -> dense 10
 
 1,656,250 parameters counted as Keras counts them (conv bias, BN gamma and beta trainable,
-BN moving mean/variance non-trainable): 1,652,826 trainable + 3,424 non-trainable (the
-seeds' "1.6M Params").
+BN moving mean/variance non-trainable): 1,652,826 trainable + 3,424 non-trainable (the lecture
+notes' "1.6M Params").
 
-DeeperGoogLeNet, the seeds' Tiny ImageNet table (64x64x3 inputs, 200 classes): GoogLeNet's
+DeeperGoogLeNet, the lecture notes' Tiny ImageNet table (64x64x3 inputs, 200 classes): GoogLeNet's
 inception modules (1x1 / 1x1-3x3 / 1x1-5x5 / pool-1x1 branches) with conv-BN-ReLU units,
 
     conv 5x5 64 -> max pool 3/2 -> conv 1x1 64 -> conv 3x3 192 -> max pool 3/2
@@ -25,9 +25,9 @@ inception modules (1x1 / 1x1-3x3 / 1x1-5x5 / pool-1x1 branches) with conv-BN-ReL
 
 Max pools use Keras' "same" padding, which for stride 2 pads asymmetrically (the extra
 pixel at the bottom/right). 3,667,976 parameters as Keras counts them (3,657,992 trainable
-+ 9,984 non-trainable; the seeds' "3.6M Params"). The seeds' experiments drop inception
++ 9,984 non-trainable; the lecture notes' "3.6M Params"). The lecture notes' experiments drop inception
 4a-4e (``inception_4=False``: 771,096 + 2,656), try conv -> ReLU -> BN
-(``bn_after_activation=True``) and ELUs (``activation="elu"``). The seeds' L2 weight
+(``bn_after_activation=True``) and ELUs (``activation="elu"``). The lecture notes' L2 weight
 decay (5e-4) belongs to the optimizer (``SGD(..., weight_decay=...)``).
 
 Both return logits; the softmax is in the loss.

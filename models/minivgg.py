@@ -1,15 +1,15 @@
 """MiniVGG for CIFAR-10 (Rosebrock, "Deep Learning for Computer Vision with Python",
-Starter Bundle; the seeds' layer table and Keras summary):
+Starter Bundle; the lecture notes' layer table and Keras summary):
 
     [CONV 3x3 32 -> ReLU -> BN] x 2 -> POOL 2x2 -> DROPOUT 0.25
     [CONV 3x3 64 -> ReLU -> BN] x 2 -> POOL 2x2 -> DROPOUT 0.25
     FC 512 -> ReLU -> BN -> DROPOUT 0.5 -> FC 10
 
 Convolutions use Keras' "same" padding (stride 1, so 1 pixel on every side). Counted as
-Keras counts (BatchNorm's moving mean/variance are non-trainable parameters), the seeds'
+Keras counts (BatchNorm's moving mean/variance are non-trainable parameters), the lecture notes'
 ``model.summary()`` gives 2,171,178 parameters: 2,169,770 trainable, 1,408 non-trainable;
 tinycnn has the same numbers (the BN statistics are buffers). The model returns logits:
-the seeds' final softmax Activation lives in the loss (``F.softmax_cross_entropy``).
+the lecture notes' final softmax Activation lives in the loss (``F.softmax_cross_entropy``).
 
 ``input_shape`` (C, H, W): (3, 32, 32) for CIFAR-10, (1, 28, 28) for (Fashion-)MNIST.
 

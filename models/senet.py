@@ -1,7 +1,7 @@
 """Squeeze-and-excitation: Hu, Shen, Sun, "Squeeze-and-Excitation Networks", CVPR 2018.
 
 ``SEBlock`` rescales each channel of a feature map by a gate in (0, 1) computed from the
-whole map, as in the seeds' code illustration::
+whole map, as in the lecture notes' code illustration::
 
     x = GlobalAveragePooling2D()(in_block)          # squeeze:  (N, C)
     x = Dense(ch // ratio, activation='relu')(x)     # excitation

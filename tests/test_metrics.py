@@ -12,7 +12,7 @@ from tinycnn.train.metrics import classification_report, confusion_matrix, plot_
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
-# MiniVGG on the CIFAR-10 test set, from the seeds: the confusion matrix ...
+# MiniVGG on the CIFAR-10 test set, from the lecture notes: the confusion matrix ...
 SEED_CONFUSION = np.array([
     [816, 10, 43, 13, 27, 7, 10, 6, 41, 27],
     [6, 909, 1, 5, 1, 4, 6, 3, 15, 50],

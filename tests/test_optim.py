@@ -334,7 +334,7 @@ def test_schedules_match_torch(schedule_class, kwargs, torch_name, torch_kwargs)
 
 
 def epochs_to_lr(table):
-    """{epoch (1-based): lr} from rows (first_epoch, last_epoch, lr), as the seeds' tables read."""
+    """{epoch (1-based): lr} from rows (first_epoch, last_epoch, lr), as the lecture notes' tables read."""
     return {epoch: lr for first, last, lr in table for epoch in range(first, last + 1)}
 
 

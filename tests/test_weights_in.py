@@ -308,7 +308,7 @@ def _relu(x):
 
 
 def _keras_minivgg(rng, height, width, classes):
-    """The seeds' Keras MiniVGG: {layer: [arrays]} with Keras' names and shapes, and its forward pass."""
+    """The lecture notes' Keras MiniVGG: {layer: [arrays]} with Keras' names and shapes, and its forward pass."""
     layers, channels = {}, 3
     for block, width_out in ((1, 32), (2, 64)):
         for index in (1, 2):

@@ -5,7 +5,7 @@ gradient to the pixels of its window. A task owns its whole plane, so this needs
 and every pixel receives its contributions in window order (oy, ox ascending): the same
 sum, added in the same order, as a per-pixel gather over the windows that contain it (the
 form kernels/cuda uses). Visiting outputs instead of pixels saves searching the windows of
-each pixel: 6-15x faster for max pooling on the design card's layer.
+each pixel: faster for max pooling (figures in BENCHMARKS.md).
 """
 import numpy as np
 from numba import intp, njit, prange, uintp

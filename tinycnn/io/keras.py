@@ -127,7 +127,7 @@ def load_keras(path, model, strict=True, max_bytes=None):
     The Keras layers are found by their names in ``keras_table(model)`` (Keras applications'
     names for VGG16 and ResNet50; MiniVGG's are the same style) or, in a file whose layers all
     kept Keras' default names (``conv2d_3``, ``batch_normalization``, ``dense_1``: a Sequential
-    model built without names, as the seeds build MiniVGG), by their order. Returns ``(missing,
+    model built without names, as the lecture notes build MiniVGG), by their order. Returns ``(missing,
     unexpected)``: the tinycnn state_dict keys the file did not set and the Keras layers with
     weights the table does not use; with ``strict`` (the default) either raises CheckpointError.
     Arrays of the wrong count or shape raise CheckpointError naming the file and the layer.

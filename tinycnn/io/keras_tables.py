@@ -29,7 +29,7 @@ class Table(NamedTuple):
     eps: float                       # the Keras model's BatchNormalization epsilon
 
 
-# MiniVGG as the seeds build it in Keras, its layers named as Keras applications name VGG's
+# MiniVGG as the lecture notes build it in Keras, its layers named as Keras applications name VGG's
 # (Keras' default BatchNormalization epsilon, 1e-3)
 MINIVGG = [
     Row("block1_conv1", "features.block1_conv1", "conv"), Row("block1_bn1", "features.block1_bn1", "bn"),

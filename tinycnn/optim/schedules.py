@@ -159,7 +159,7 @@ class CosineAnnealing(Schedule):
 class PiecewiseConstant(Schedule):
     """Constant lrs between boundaries: ``values[i]`` once ``boundaries[i-1]`` steps are done.
 
-    The seeds' experiment (epochs 1-20 at 1e-3, 21-30 at 1e-4, 31-40 at 1e-5):
+    The lecture notes' experiment (epochs 1-20 at 1e-3, 21-30 at 1e-4, 31-40 at 1e-5):
 
         >>> import numpy as np, tinycnn
         >>> w = tinycnn.nn.Parameter(np.zeros(1, dtype=np.float32))
