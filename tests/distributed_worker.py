@@ -65,7 +65,8 @@ def train(out, backend="mpi"):
             loss.backward()
             opt.step()
     seen = [np.concatenate(loader.batch_indices(epoch)) for epoch in range(EPOCHS)]
-    save(out, f"train_{backend}", rank, {name: tinycnn.backend.to_device(a, "cpu") for name, a in net.state_dict().items()},
+    weights = {name: tinycnn.backend.to_device(a, "cpu") for name, a in net.state_dict().items()}
+    save(out, f"train_{backend}", rank, weights,
          seen=np.stack(seen), buckets=len(model.buckets), starts=np.array(starts),
          local_rank=dist.local_rank(), env_local_rank=int(os.environ["OMPI_COMM_WORLD_LOCAL_RANK"]))
 
