@@ -1,7 +1,7 @@
 """GoogLeNet (Inception v1) and Inception v3.
 
-GoogLeNet: Szegedy et al., "Going Deeper with Convolutions", CVPR 2015, Table 1 (the
-seeds' table), 224x224 inputs:
+GoogLeNet: Szegedy et al., "Going Deeper with Convolutions", CVPR 2015, Table 1 (the lecture
+notes' table), 224x224 inputs:
 
     conv 7x7/2 64 -> max pool 3/2 -> LRN -> conv 1x1 64 -> conv 3x3 192 -> LRN -> max pool 3/2
     -> inception 3a, 3b -> max pool 3/2 -> 4a, 4b, 4c, 4d, 4e -> max pool 3/2 -> 5a, 5b
