@@ -145,6 +145,24 @@ def test_zoo_model_runs_in_onnxruntime_as_in_tinycnn(name, tmp_path):
         assert {a.i for n in proto.graph.node for a in n.attribute if a.name == attribute} == values
 
 
+# Variants the builders offer, torchvision's layouts for its weights: the adaptive average pool
+# is two MatMuls with constant matrices, transform_input a Mul and an Add with constants.
+VARIANTS = [(name, options, shape, ops) for name, options, shape, ops in (
+    ("alexnet", {"variant": "torchvision"}, (3, 63, 63), {"MatMul"}),
+    ("googlenet", {"variant": "torchvision"}, (3, 32, 32), {"BatchNormalization"}),
+    ("inception_v3", {"transform_input": True}, (3, 75, 75), {"Add"}))
+    if set(options) <= set(inspect.signature(models.registry._builders[name]).parameters)]
+
+
+@pytest.mark.parametrize("name, options, shape, ops", VARIANTS)
+def test_zoo_variant_runs_in_onnxruntime_as_in_tinycnn(name, options, shape, ops, tmp_path):
+    tinycnn.manual_seed(0)
+    model = models.get(name, num_classes=10, **options)
+    randomize_batch_norms(model, np.random.default_rng(0))
+    proto, _ = check_against_onnxruntime(model, tmp_path / f"{name}.onnx", shape)
+    assert ops <= op_types(proto)
+
+
 def test_lrn_alpha_is_multiplied_by_size(tmp_path):
     """tinycnn's LRN alpha is the AlexNet paper's; ONNX divides alpha by size (as PyTorch)."""
     model = nn.Sequential(nn.LocalResponseNorm(size=3, alpha=0.5, beta=0.75, k=1.0))
