@@ -98,12 +98,6 @@ class SyncBatchNorm(_BatchNorm):
         y = self._synchronized(F.relu(x) if self.relu == "before" else x)
         return F.relu(y) if self.relu == "after" else y
 
-    def forward_relu(self, x):
-        return F.relu(self._synchronized(x)) if self.training else super().forward_relu(x)
-
-    def forward_after_relu(self, x):
-        return self._synchronized(F.relu(x)) if self.training else super().forward_after_relu(x)
-
     def extra_repr(self):
         return super().extra_repr() + (f", relu={self.relu!r}" if self.relu else "")
 

@@ -154,16 +154,6 @@ class _BatchNorm(Module):
     def forward(self, x):
         return self._normalize(F.batch_norm, x)
 
-    def forward_relu(self, x):
-        """relu(self(x)) in one pass over memory (F.batch_norm_relu), without forward hooks.
-        nn.Sequential calls it for a BatchNorm followed by a ReLU when neither has hooks."""
-        return self._normalize(F.batch_norm_relu, x)
-
-    def forward_after_relu(self, x):
-        """self(relu(x)) in one pass over memory (F.relu_batch_norm), without forward hooks.
-        nn.Sequential calls it for a ReLU followed by a BatchNorm when neither has hooks."""
-        return self._normalize(F.relu_batch_norm, x)
-
     def _normalize(self, function, x):
         if x.ndim not in self.expected_ndim:
             raise ValueError(f"{type(self).__name__}: expected a {' or '.join(f'{n}-D' for n in self.expected_ndim)} "
