@@ -10,9 +10,12 @@ commands, tables) are text.
     python -m pytest -q tests/test_docs.py -k resnet    # one page
 """
 import doctest
+import importlib.util
+import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import tinycnn.random
@@ -154,3 +157,36 @@ def test_each_page_gets_a_fresh_namespace(tmp_path):
     second = write(tmp_path, "```python\n>>> secret\nTraceback (most recent call last):\n"
                              "NameError: name 'secret' is not defined\n```\n", "second.md")
     assert run_page(first)[1] == "" and run_page(second)[1] == ""
+
+
+# ----- the scripts that make the pictures and the recorded run ------------------------------------
+
+def load_script(name):
+    """docs/<name>.py as a module (docs/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, DOCS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_images_runs_a_page_in_the_pictures_folder(tmp_path, capsys):
+    make_images = load_script("make_images")
+    page = write(tmp_path, "```python\n>>> from pathlib import Path\n>>> Path('picture.png').write_bytes(b'png')\n3\n"
+                           ">>> sorted(path.name for path in Path().iterdir())\n['picture.png']\n```\n")
+    here = os.getcwd()
+    assert make_images.main([page], tmp_path / "images") == 0
+    assert (tmp_path / "images" / "picture.png").read_bytes() == b"png"
+    assert os.getcwd() == here
+    # a page whose output differs fails, with the doctest report
+    assert make_images.main([write(tmp_path, "```python\n>>> 1 + 1\n3\n```\n", "bad.md")], tmp_path / "images") == 1
+    assert "Expected:\n    3\nGot:\n    2" in capsys.readouterr().out
+    assert os.getcwd() == here
+
+
+def test_record_runs_reads_the_report_that_tinycnn_train_writes(tmp_path):
+    from tinycnn.cli import write_report
+    record_runs = load_script("record_runs")
+    scores = np.array([[3, 2, 1], [1, 3, 2], [3, 1, 2], [1, 3, 2]], dtype=np.float32)
+    labels = np.array([0, 1, 2, 2])         # right, right, third choice, second choice
+    write_report(scores, labels, ["a", "b", "c"], str(tmp_path))
+    assert record_runs.read_report(tmp_path) == {"rank-1": 0.5, "rank-3": 1.0}
