@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tinycnn.data
 import tinycnn.random
 
 # Long tables wrap and tracebacks or big numbers may be elided with "...". A page's examples
@@ -78,13 +79,44 @@ def run_page(path):
     return len(test.examples), "".join(report)
 
 
+NEEDS_DATASET = re.compile(r"<!-- needs dataset: ([\w-]+)")
+
+
+def missing_dataset(page):
+    """The dataset a page trains on (a ``<!-- needs dataset: NAME -->`` line) when it is not installed."""
+    match = NEEDS_DATASET.search(page.read_text(encoding="utf-8"))
+    if match is None:
+        return None
+    found = any(location.found is not None for location in tinycnn.data.locate(match.group(1)))
+    return None if found else match.group(1)
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[path.name for path in PAGES])
 def test_page(page, tmp_path, monkeypatch):
+    dataset = missing_dataset(page)
+    if dataset is not None:      # as the tests of the dataset readers on the real files
+        pytest.skip(f"{page.name} trains on {dataset}, which is not installed (apt-get install -y dataset-{dataset})")
     monkeypatch.chdir(tmp_path)
     count, report = run_page(page)
     assert count > 0, f"{page.name} has no >>> examples"
     if report:
         pytest.fail(f"{page.name}: an output differs from the page\n{report}", pytrace=False)
+
+
+def test_a_page_that_needs_a_missing_dataset_says_which(tmp_path, monkeypatch):
+    class Location:
+        def __init__(self, found):
+            self.found = found
+
+    installed = {"mnist": [Location(None), Location("train-images-idx3-ubyte.gz")], "cifar10": [Location(None)]}
+    monkeypatch.setattr(tinycnn.data, "locate", lambda name: installed[name])
+    page = tmp_path / "page.md"
+    page.write_text("# A page\n<!-- needs dataset: cifar10 -->\n", encoding="utf-8")
+    assert missing_dataset(page) == "cifar10"
+    page.write_text("<!-- needs dataset: mnist -->\n", encoding="utf-8")
+    assert missing_dataset(page) is None
+    page.write_text("no comment\n", encoding="utf-8")
+    assert missing_dataset(page) is None
 
 
 def test_the_index_lists_every_page():
