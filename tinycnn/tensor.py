@@ -248,6 +248,18 @@ class Tensor:
         return self
 
     # ----- conversions ---------------------------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        """``np.asarray(tensor)``: the data of a host tensor (shared unless a copy or dtype is asked);
+        a GPU tensor raises instead of copying silently, as PyTorch does for CUDA tensors."""
+        if is_cupy_array(self.data):
+            raise TypeError("np.asarray(tensor): the tensor is on the GPU; call tensor.numpy() "
+                            "(or tensor.to('cpu')) to copy it to the host first")
+        if copy is False and dtype is not None and np.dtype(dtype) != self.data.dtype:
+            raise ValueError(f"np.asarray(tensor, copy=False): cannot cast {self.data.dtype} to {np.dtype(dtype)} "
+                             "without a copy")
+        array = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return array.copy() if copy else array
+
     def numpy(self):
         """The data as a NumPy array (copied to the host if on the GPU)."""
         return to_device(self.data, "cpu")

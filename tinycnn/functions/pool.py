@@ -4,9 +4,15 @@
     >>> x = tinycnn.Tensor(np.arange(16.0).reshape(1, 1, 4, 4))
     >>> F.max_pool2d(x, 2).numpy().ravel()
     array([ 5.,  7., 13., 15.])
+    >>> F.adaptive_avg_pool2d(x, 2).numpy().ravel()
+    array([ 2.5,  4.5, 10.5, 12.5])
 """
+import numpy as np
+
 from .. import kernels
+from ..backend import get_array_module
 from ..tensor import Function, Tensor
+from .math import matmul
 from .validate import out_size, pair, require_float, require_ndim
 
 
@@ -85,3 +91,35 @@ def global_avg_pool2d(x, keepdims=False):
     require_float("global_avg_pool2d", x)
     require_ndim("global_avg_pool2d", x, 4, "(N, C, H, W)")
     return x.mean(axis=(2, 3), keepdims=keepdims)
+
+
+def averaging_matrix(size, output_size):
+    """(output_size, size) window weights: row i averages inputs floor(i*size/out) .. ceil((i+1)*size/out)-1."""
+    matrix = np.zeros((output_size, size))
+    for i in range(output_size):
+        start, stop = (i * size) // output_size, -((-(i + 1) * size) // output_size)
+        matrix[i, start:stop] = 1.0 / (stop - start)
+    return matrix
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """(N, C, H, W) -> (N, C, *output_size) with PyTorch's adaptive windows: output cell i along an
+    axis of length n -> m averages inputs floor(i*n/m) to ceil((i+1)*n/m) - 1 (windows overlap when
+    m does not divide n and repeat inputs when m > n).
+
+    Averaging is linear, so the op is two matrix products ``A_h @ x @ A_w.T`` with one row of window
+    weights per output cell; its gradient is theirs, and ONNX export sees two MatMuls.
+    """
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    output_size = pair("adaptive_avg_pool2d", "output_size", output_size, 1)
+    require_float("adaptive_avg_pool2d", x)
+    if x.ndim != 4 or 0 in x.shape[2:]:
+        raise ValueError(f"adaptive_avg_pool2d: expected a (N, C, H, W) input with H, W >= 1, "
+                         f"got shape {tuple(x.shape)}")
+    height, width = x.shape[2:]
+    if (height, width) == output_size:   # every window is one pixel
+        return x
+    xp = get_array_module(x.data)
+    rows = xp.asarray(averaging_matrix(height, output_size[0]), dtype=x.dtype)
+    columns = xp.asarray(averaging_matrix(width, output_size[1]).T, dtype=x.dtype)
+    return matmul(matmul(rows, x), columns)

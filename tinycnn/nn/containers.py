@@ -1,4 +1,4 @@
-"""Sequential and ModuleList.
+"""Sequential, ModuleList and ModuleDict.
 
     >>> from tinycnn.nn import Sequential, Linear, ReLU
     >>> net = Sequential(Linear(4, 8), ReLU(), Linear(8, 2))
@@ -69,3 +69,50 @@ class ModuleList(Module):
     def __iter__(self):
         return iter(self._modules.values())
 
+
+
+class ModuleDict(Module):
+    """A dict of modules whose parameters are registered under their keys (insertion order kept).
+
+        >>> from tinycnn.nn import Linear
+        >>> heads = ModuleDict({"digits": Linear(8, 10), "letters": Linear(8, 26)})
+        >>> [name for name, _ in heads.named_parameters()][:2]
+        ['digits.weight', 'digits.bias']
+    """
+
+    def __init__(self, modules=None):
+        super().__init__()
+        self.update(modules or {})
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict: {key!r} must be a tinycnn.nn.Module, got {type(module).__name__}")
+        self.add_module(key, module)
+
+    def __delitem__(self, key):
+        del self._modules[key]
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+    def update(self, modules):
+        for key, module in dict(modules).items():
+            self[key] = module

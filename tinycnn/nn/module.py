@@ -151,10 +151,33 @@ class Module:
     def buffers(self):
         return (b for _, b in self.named_buffers())
 
+    def get_submodule(self, target):
+        """The descendant named ``target`` (dotted, as ``named_modules`` lists it); ``""`` is self."""
+        module = self
+        for name in target.split(".") if target else ():
+            child = module._modules.get(name)
+            if child is None:
+                raise AttributeError(f"get_submodule: {type(module).__name__} has no submodule {name!r} "
+                                     f"(looking for {target!r}; children: {list(module._modules)})")
+            module = child
+        return module
+
+    def apply(self, fn):
+        """Call ``fn(module)`` on every descendant, then on self (PyTorch's order); returns self.
+
+            >>> from tinycnn.nn import Sequential, Linear, init
+            >>> net = Sequential(Linear(2, 2)).apply(lambda m: init.zeros_(m.weight) if hasattr(m, "weight") else None)
+        """
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
     # ----- modes and gradients ---------------------------------------------------
     def train(self, mode=True):
+        """Training mode for every module, except BatchNorms frozen with ``freeze(..., bn_eval=True)``."""
         for module in self.modules():
-            object.__setattr__(module, "training", mode)
+            object.__setattr__(module, "training", bool(mode) and not module.__dict__.get("_frozen_eval", False))
         return self
 
     def eval(self):
@@ -168,6 +191,50 @@ class Module:
         for p in self.parameters():
             p.requires_grad = flag
         return self
+
+    def freeze(self, *prefixes, bn_eval=False):
+        """Stop training the parameters whose names start with one of ``prefixes`` (whole dotted parts:
+        ``"features"`` matches ``features.conv1.weight``, not ``features2.w``; none given: all).
+
+        Frozen parameters get ``requires_grad=False``: backward computes no gradient for them and
+        optimizers skip parameters without one. ``bn_eval=True`` also keeps the BatchNorms under
+        those prefixes in eval mode through ``train()`` (running statistics used and left alone), as
+        Keras does for a BatchNorm layer with ``trainable=False``; by default they keep updating
+        their statistics in training mode, as PyTorch does. Returns the names frozen.
+
+            >>> from tinycnn.nn import Sequential, Linear
+            >>> Sequential(Linear(2, 3), Linear(3, 1)).freeze("0")
+            ['0.weight', '0.bias']
+        """
+        return self._set_frozen(prefixes, True, bn_eval, "freeze")
+
+    def unfreeze(self, *prefixes):
+        """Train again the parameters under ``prefixes`` (none given: all) and let their BatchNorms
+        follow ``train()`` again; returns the names unfrozen."""
+        return self._set_frozen(prefixes, False, False, "unfreeze")
+
+    def _set_frozen(self, prefixes, frozen, bn_eval, op):
+        for prefix in prefixes:
+            if not isinstance(prefix, str):
+                raise TypeError(f"{op}: prefixes are parameter names such as 'features', got {prefix!r}")
+        under = lambda name: not prefixes or any(name == p or name.startswith(p + ".") for p in prefixes)
+        names = [name for name, _ in self.named_parameters() if under(name)]
+        unmatched = [p for p in prefixes if not any(n == p or n.startswith(p + ".") for n, _ in self.named_parameters())]
+        if unmatched:
+            tops = sorted({n.split(".")[0] for n, _ in self.named_parameters()})
+            raise ValueError(f"{op}: no parameter name starts with {unmatched[0]!r}; the model's top-level "
+                             f"names are {tops}")
+        for name, p in self.named_parameters():
+            if name in names:
+                p.requires_grad = not frozen
+        for name, module in self.named_modules():
+            if under(name) and "running_mean" in module._buffers:
+                if frozen and bn_eval:
+                    object.__setattr__(module, "_frozen_eval", True)
+                    object.__setattr__(module, "training", False)
+                elif not frozen and module.__dict__.pop("_frozen_eval", False):
+                    object.__setattr__(module, "training", self.training)
+        return names
 
     # ----- devices and dtypes ----------------------------------------------------
     def to(self, target):
