@@ -1,4 +1,5 @@
 """The tinycnn command line and the examples' --help."""
+import argparse
 import json
 import os
 import shutil
@@ -316,3 +317,138 @@ def test_predict_clips_top_and_checkpoint_mismatches_are_one_line(tmp_path, data
     assert_one_line_error(code, err, "--device cuda: no usable CUDA GPU")
     code, _, err = run(["evaluate", "--checkpoint", str(last), "--out", str(image_path / "eval")], capsys)
     assert_one_line_error(code, err, f"is under the file {image_path}")
+
+
+# ----- #19: weights in and out, transfer learning, the validation split --------------------------------
+def test_every_argument_of_every_command_has_help_and_version_prints(capsys):
+    from tinycnn.cli import build_parser
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"train", "evaluate", "predict", "summary", "datasets", "convert", "export"} <= set(subparsers.choices)
+    for name, command in [("tinycnn", parser), *subparsers.choices.items()]:
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.strip() == f"tinycnn {tinycnn.__version__}"
+
+
+def lenet_weights(num_classes, seed):
+    tinycnn.manual_seed(seed)
+    from tinycnn.train import build_model
+    return build_model("lenet", num_classes, (1, 28, 28)).state_dict()
+
+
+def test_train_holds_out_a_validation_split_and_tests_once(tmp_path, data_dir, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run(train_command(out, "lenet", "--val-split", "0.25", "--epochs", "2"), capsys)
+    assert code == 0
+    assert "(30 images, validation 10, test 20)" in stdout                    # 40 training images, 0.25 held out
+    assert "Test set (20 images, evaluated once with the weights of the best.npz" in stdout
+    results = json.loads((out / "results.json").read_text())
+    history = json.loads((out / "history.json").read_text())
+    best = int(np.argmin(history["val_loss"]))
+    assert results["validation"] == {"epoch": best + 1, "loss": history["val_loss"][best],
+                                     "accuracy": history["val_accuracy"][best]}
+    assert results["test"]["images"] == 20 and results["weights"].startswith(f"best.npz (epoch {best + 1}")
+    assert read_checkpoint(out / "checkpoints" / "best.npz")["epoch"] == best + 1
+    assert read_checkpoint(out / "checkpoints" / "last.npz")["meta"]["config"]["val_split"] == 0.25
+    code, _, err = run(train_command(tmp_path / "bad", "lenet", "--val-split", "1.5"), capsys)
+    assert_one_line_error(code, err, "val_split must be in [0, 1), got 1.5")
+
+
+def test_train_init_from_pth_with_a_new_head_and_frozen_features(tmp_path, data_dir, capsys):
+    torch = pytest.importorskip("torch")
+    state = lenet_weights(5, seed=3)                  # weights for 5 classes; the run has 10
+    torch.save({k: torch.tensor(v) for k, v in state.items()}, tmp_path / "lenet.pth")
+    out = tmp_path / "run"
+    code, stdout, _ = run(train_command(out, "lenet", "--init-from", str(tmp_path / "lenet.pth"),
+                                        "--freeze", "features", "classifier.fc1", "--lr", "0.05"), capsys)
+    assert code == 0
+    assert "Initialised from" in stdout and "(torch); new head: classifier.fc3.bias, classifier.fc3.weight" in stdout
+    assert "Frozen: 6 parameter arrays under features, classifier.fc1" in stdout
+    trained = read_checkpoint(out / "checkpoints" / "last.npz")["model"]
+    flat = {f"{a}.{b}.{c}": trained[a][b][c] for a in trained for b in trained[a] for c in trained[a][b]}
+    for key, value in state.items():
+        if key.startswith(("features", "classifier.fc1")):
+            np.testing.assert_array_equal(flat[key], value)                   # frozen: the file's weights
+        elif key.startswith("classifier.fc2"):
+            assert not np.array_equal(flat[key], value)                       # trained from the file's
+    assert flat["classifier.fc3.weight"].shape == (10, 84)
+
+
+def test_init_from_reads_every_format_and_refuses_what_it_cannot_tell(tmp_path, data_dir, capsys):
+    from tinycnn.io import save_safetensors
+    from tinycnn.train import build_model
+    from tinycnn.train.weights import init_from, weights_format
+    state = lenet_weights(10, seed=4)
+    tinycnn.save({"model": state, "epoch": 1}, tmp_path / "checkpoint.npz")
+    save_safetensors(state, tmp_path / "weights.safetensors")
+    for name, kind in (("checkpoint.npz", "tinycnn"), ("weights.safetensors", "safetensors")):
+        model = build_model("lenet", 10, (1, 28, 28))
+        assert init_from(model, tmp_path / name, "lenet") == (kind, [])
+        for key, value in model.state_dict().items():
+            np.testing.assert_array_equal(value, state[key])
+    from test_weights_in import _keras_minivgg, _write_keras
+    _write_keras(tmp_path / "m.keras", _keras_minivgg(np.random.default_rng(0), 8, 8, classes=4)[0], "keras3")
+    _write_keras(tmp_path / "m.h5", _keras_minivgg(np.random.default_rng(0), 8, 8, classes=4)[0], "keras2_model")
+    assert weights_format(tmp_path / "m.keras") == weights_format(tmp_path / "m.h5") == "keras"
+    model = tinycnn.models.get("minivgg", num_classes=4, input_shape=(3, 8, 8))
+    assert init_from(model, tmp_path / "m.keras", "minivgg") == ("keras", [])
+    expected = tinycnn.models.from_keras("minivgg", tmp_path / "m.h5", input_shape=(3, 8, 8)).state_dict()
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, expected[key])
+
+    (tmp_path / "notes.txt").write_text("not weights")
+    code, _, err = run(train_command(tmp_path / "run", "lenet", "--init-from", str(tmp_path / "notes.txt")), capsys)
+    assert_one_line_error(code, err, "cannot tell the format of", "notes.txt", "safetensors")
+    code, _, err = run(train_command(tmp_path / "run", "minivgg", "--init-from", str(tmp_path / "checkpoint.npz")),
+                       capsys)
+    assert_one_line_error(code, err, "checkpoint.npz (tinycnn) does not fit MiniVGG")
+    code, _, err = run(train_command(tmp_path / "run", "lenet", "--freeze", "feature"), capsys)
+    assert_one_line_error(code, err, "no parameter name starts with 'feature'")
+
+
+def test_convert_then_export_then_predict_on_a_device(tmp_path, data_dir, capsys):
+    torch = pytest.importorskip("torch")
+    ort = pytest.importorskip("onnxruntime")
+    tinycnn.manual_seed(5)
+    zoo = tinycnn.models.get("shufflenet_v2_x0_5", num_classes=4)   # torchvision's layout already
+    torch.save({k: torch.tensor(v) for k, v in zoo.state_dict().items()}, tmp_path / "tv.pth")
+    (tmp_path / "classes.txt").write_text("ant\nbee\ncat\ndog\n")
+    code, out, _ = run(["convert", "shufflenet_v2_x0_5", str(tmp_path / "tv.pth"), str(tmp_path / "c.npz"),
+                        "--classes", str(tmp_path / "classes.txt")], capsys)
+    assert code == 0 and "Wrote" in out
+    checkpoint = read_checkpoint(tmp_path / "c.npz")
+    assert checkpoint["meta"]["classes"] == ["ant", "bee", "cat", "dog"]
+    np.testing.assert_allclose(checkpoint["preprocessing"]["std"], [0.229, 0.224, 0.225], rtol=1e-6)
+    model = tinycnn.load_model(tmp_path / "c.npz").eval()
+    for key, value in zoo.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[key], value)
+
+    code, _, _ = run(["export", str(tmp_path / "c.npz"), str(tmp_path / "c.onnx")], capsys)
+    assert code == 0
+    x = np.random.default_rng(0).normal(size=(1, 3, 224, 224)).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "c.onnx"), providers=["CPUExecutionProvider"])
+    onnx_logits = session.run(None, {session.get_inputs()[0].name: x})[0]
+    with tinycnn.no_grad():
+        expected = model(tinycnn.Tensor(x)).numpy()
+    # float32 through ~50 layers in two engines: relative to the logits' scale
+    np.testing.assert_allclose(onnx_logits, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+    image = tmp_path / "x.png"
+    Image.fromarray(np.full((30, 30, 3), 90, dtype=np.uint8)).save(image)
+    code, out, _ = run(["predict", str(image), "--checkpoint", str(tmp_path / "c.npz"), "--device", "cpu",
+                        "--top", "2"], capsys)
+    assert code == 0 and out.count("%") == 2 and any(name in out for name in ("ant", "bee", "cat", "dog"))
+    monkeypatch_cuda = pytest.MonkeyPatch()
+    monkeypatch_cuda.setattr("tinycnn.cuda.is_available", lambda: False)
+    try:
+        code, _, err = run(["predict", str(image), "--checkpoint", str(tmp_path / "c.npz"), "--device", "cuda"],
+                           capsys)
+    finally:
+        monkeypatch_cuda.undo()
+    assert_one_line_error(code, err, "--device cuda: no usable CUDA GPU")
+    code, _, err = run(["convert", "resnet7", str(tmp_path / "tv.pth"), str(tmp_path / "d.npz")], capsys)
+    assert_one_line_error(code, err, "unknown torchvision model 'resnet7'")

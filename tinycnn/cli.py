@@ -6,11 +6,16 @@
     tinycnn summary minigooglenet --input-shape 3 32 32
     tinycnn datasets
     tinycnn predict shoe.png --checkpoint runs/minivgg/checkpoints/best.npz
+    tinycnn train --model resnet18 --dataset folder --data-root flowers --init-from resnet18.pth --freeze layer1
+    tinycnn convert resnet18 resnet18-f37072fd.pth resnet18.npz
+    tinycnn export runs/minivgg/checkpoints/best.npz minivgg.onnx
 
 A run folder (``--out``) holds ``checkpoints/`` (epoch_5.npz, ..., best.npz,
 last.npz, interrupted.npz after ctrl+c), ``monitor.png`` and ``history.json`` (the
-training curves), ``log.csv``, and after training ``report.txt`` (rank-1/5 and the
-classification report on the test split) with ``confusion_matrix.png``. Each
+training curves; ``val_*`` are the validation split's, ``--val-split`` of the training
+images), ``log.csv``, and after training ``report.txt`` (rank-1/5 and the classification
+report on the test split, evaluated once with best.npz's weights) with
+``confusion_matrix.png`` and ``results.json`` (validation and test metrics, each named). Each
 checkpoint stores the model name and options, the dataset and the preprocessing,
 so ``evaluate`` and ``predict`` rebuild everything from the checkpoint alone.
 
@@ -137,8 +142,9 @@ def command_predict(args):
     from .tensor import Tensor, no_grad
 
     checkpoint = read_checkpoint_or_fail(args.checkpoint)
+    check_device(args.device, "--device")
     model, meta, classes = model_from_checkpoint(checkpoint, args.checkpoint)
-    model.eval()
+    model.eval().to(args.device)
     channels, height, width = meta["input_shape"]
     transform = transform_of(preprocessing_from(checkpoint, args.checkpoint))
     top_count = min(args.top, len(classes))  # --top above the number of classes shows them all
@@ -153,7 +159,7 @@ def command_predict(args):
             raise CLIError(f"cannot read image {path!r}: {error}") from None
         batch = transform(pixels.transpose(2, 0, 1)[None])  # (1, C, H, W)
         with no_grad():
-            probabilities = softmax(model(Tensor(batch)), axis=1)
+            probabilities = softmax(model(Tensor(batch).to(args.device)), axis=1)
         probabilities = probabilities.numpy()[0]
         top = np.argsort(-probabilities, kind="stable")[:top_count]
         print(f"{path}: " + ", ".join(f"{classes[k]} {probabilities[k]:.1%}" for k in top))
@@ -171,6 +177,33 @@ def command_summary(args):
     return 0
 
 
+def command_convert(args):
+    from .models import TORCHVISION_MODELS, convert_torchvision
+    if args.name not in TORCHVISION_MODELS:
+        raise CLIError(f"unknown torchvision model {args.name!r}; choose one of: {', '.join(TORCHVISION_MODELS)}")
+    if not os.path.isfile(args.src):
+        raise CLIError(f"{args.src}: no such file")
+    check_folder(os.path.dirname(os.path.abspath(args.dst)), "DST's folder")
+    classes = None
+    if args.classes:
+        with open(args.classes) as f:
+            classes = [line.strip() for line in f if line.strip()]
+    try:
+        convert_torchvision(args.name, args.src, args.dst, classes=classes, **parse_options(args.model_option or []))
+    except (KeyError, ValueError, TypeError) as error:
+        raise CLIError(f"{args.src}: {error}") from None
+    print(f"Wrote {args.dst} (tinycnn evaluate/predict/export read it)")
+    return 0
+
+
+def command_export(args):
+    from .onnx import export_checkpoint
+    check_folder(os.path.dirname(os.path.abspath(args.out)), "OUT's folder")
+    export_checkpoint(args.checkpoint, args.out)
+    print(f"Wrote {args.out}")
+    return 0
+
+
 def command_datasets(args):
     from .data import DATASETS, locate
     for name, dataset in DATASETS.items():
@@ -185,7 +218,10 @@ def command_datasets(args):
 
 # ----- the parser -------------------------------------------------------------------------
 def build_parser():
+    from . import __version__
     parser = argparse.ArgumentParser(prog="tinycnn", description="Train and inspect CNNs with tinycnn.")
+    parser.add_argument("--version", action="version", version=f"tinycnn {__version__}",
+                        help="print tinycnn's version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -200,16 +236,18 @@ def build_parser():
     evaluate.add_argument("--data-root", help="folder holding the dataset (else the usual search, see `datasets`)")
     evaluate.add_argument("--limit", type=positive_int, help="evaluate on a random subset of this many test images")
     evaluate.add_argument("--download", action="store_true", help="download the dataset if it is missing")
-    evaluate.add_argument("--batch-size", type=positive_int, default=256)
-    evaluate.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    evaluate.add_argument("--batch-size", type=positive_int, default=256, help="images per batch (default 256)")
+    evaluate.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to run (default cpu)")
     evaluate.add_argument("--out", help="where report.txt and confusion_matrix.png go (default: the run folder)")
     evaluate.set_defaults(run=command_evaluate)
 
     summary = commands.add_parser("summary", help="layer table of a model: shapes, parameters, MACs")
-    summary.add_argument("model")
-    summary.add_argument("--input-shape", type=positive_int, nargs=3, metavar=("C", "H", "W"))
+    summary.add_argument("model", help="a name from tinycnn.models.available()")
+    summary.add_argument("--input-shape", type=positive_int, nargs=3, metavar=("C", "H", "W"),
+                         help="the input's channels, height and width (default: the model's own)")
     summary.add_argument("--num-classes", type=positive_int, help="default: the builder's")
-    summary.add_argument("--model-option", "-o", action="append", metavar="KEY=VALUE")
+    summary.add_argument("--model-option", "-o", action="append", metavar="KEY=VALUE",
+                         help="an option of the model builder, e.g. -o dropout=0.3 (repeatable)")
     summary.set_defaults(run=command_summary)
 
     datasets = commands.add_parser("datasets", help="where each dataset is looked for and what was found")
@@ -217,11 +255,28 @@ def build_parser():
     datasets.set_defaults(run=command_datasets)
 
     predict = commands.add_parser("predict", help="classify image files with a trained checkpoint")
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
-    predict.add_argument("--checkpoint", required=True)
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
+    predict.add_argument("--checkpoint", required=True, help="a .npz written by `tinycnn train` or `tinycnn convert`")
     predict.add_argument("--top", type=positive_int, default=5,
                          help="how many classes to show (default 5; more than the classes shows them all)")
+    predict.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to run (default cpu)")
     predict.set_defaults(run=command_predict)
+
+    convert = commands.add_parser("convert", help="torchvision weights (.pth) -> a tinycnn checkpoint",
+                                  description="Build the zoo model in torchvision's variant and write torchvision's "
+                                              "weights as a checkpoint that evaluate, predict and export read.")
+    convert.add_argument("name", help="a torchvision model name, e.g. resnet18, vgg16_bn, mobilenet_v2")
+    convert.add_argument("src", help="the torch.save file (read without torch and without running pickled code)")
+    convert.add_argument("dst", help="the tinycnn checkpoint (.npz) to write")
+    convert.add_argument("--classes", metavar="FILE", help="class names, one a line (default 0, 1, ...)")
+    convert.add_argument("--model-option", "-o", action="append", metavar="KEY=VALUE",
+                         help="an option of the model builder, e.g. -o transform_input=True (repeatable)")
+    convert.set_defaults(run=command_convert)
+
+    export = commands.add_parser("export", help="a checkpoint's model as ONNX")
+    export.add_argument("checkpoint", help="a .npz written by `tinycnn train` or `tinycnn convert`")
+    export.add_argument("out", help="the .onnx file to write")
+    export.set_defaults(run=command_export)
     return parser
 
 
@@ -257,6 +312,15 @@ def add_train_arguments(parser):
                         help="no progress bars, only one line per epoch")
     parser.add_argument("--download", action="store_true", help="download the dataset if it is missing")
     parser.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from one of its checkpoints")
+    parser.add_argument("--val-split", type=float, metavar="FRACTION",
+                        help=f"training images held out for validation, stratified and seeded; model selection "
+                             f"uses them, the test set is evaluated once at the end (default {d['val_split']}; "
+                             f"0: none)")
+    parser.add_argument("--init-from", metavar="WEIGHTS",
+                        help="start from these weights: a tinycnn checkpoint, .safetensors, PyTorch .pth or Keras "
+                             ".h5/.keras (a head for another number of classes is replaced)")
+    parser.add_argument("--freeze", nargs="+", action="extend", metavar="PREFIX",
+                        help="leave the parameters under these names untrained, e.g. --freeze features")
 
 
 def main(argv=None):

@@ -1,5 +1,5 @@
 """What the ``tinycnn`` command needs beyond tinycnn.train: its error, ``KEY=VALUE`` options,
-argparse types, and models rebuilt from checkpoints. Datasets, models, optimizers and
+argparse types, and models rebuilt from checkpoints (by ``tinycnn.load_model``'s code). Datasets, models, optimizers and
 schedules are built by tinycnn.train.builders, as for any run.
 
     >>> parse_options(["dropout=0.3", "act=elu"])
@@ -8,10 +8,8 @@ schedules are built by tinycnn.train.builders, as for any run.
 import argparse
 import ast
 
-import numpy as np
-
-from .train.builders import RecipeError, build_model
-from .train.recipe import load_weights
+from .train import builders
+from .train.builders import RecipeError
 
 
 class CLIError(Exception):
@@ -57,22 +55,12 @@ def read_checkpoint_or_fail(path):
 
 
 def model_from_checkpoint(checkpoint, path):
-    """Rebuild the trained model (weights loaded) from the facts a checkpoint stores, or CLIError."""
-    meta = checkpoint.get("meta") or {}
-    if not isinstance(meta, dict) or "model" not in meta or "input_shape" not in meta:
-        raise CLIError(f"{path}: the checkpoint does not name its model (write checkpoints with `tinycnn train`)")
-    shape, classes = meta["input_shape"], meta.get("classes")
-    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, (int, np.integer)) and s > 0
-                                                                for s in shape)):
-        raise CLIError(f"{path}: the checkpoint's input shape {shape!r} is not three positive ints")
-    if not isinstance(classes, list) or not classes:
-        raise CLIError(f"{path}: the checkpoint lists no classes")
+    """``(model, meta, classes)`` rebuilt from a checkpoint (tinycnn.train.builders.model_from_checkpoint,
+    behind ``tinycnn.load_model``), or CLIError."""
     try:
-        model = build_model(meta["model"], len(classes), shape, meta.get("model_options"))
-        load_weights(model, checkpoint, path)
+        return builders.model_from_checkpoint(checkpoint, path)
     except RecipeError as error:
         raise CLIError(str(error)) from None
-    return model, meta, classes
 
 
 def preprocessing_from(checkpoint, path):

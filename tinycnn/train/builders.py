@@ -91,9 +91,15 @@ def preprocessing_of(train_set):
 
 
 def transform_of(preprocessing, augment=()):
-    """Augmentation (on uint8 images), then ToFloat and the mean subtraction."""
-    from ..data import Compose, MeanSubtract, ToFloat
-    return Compose(list(augment) + [ToFloat(), MeanSubtract(np.asarray(preprocessing["mean"], dtype=np.float32))])
+    """Augmentation (on uint8 images), then ToFloat and the mean subtraction, or Standardize
+    ((x - mean) / std) when the preprocessing has a ``std`` (converted torchvision checkpoints)."""
+    from ..data import Compose, MeanSubtract, Standardize, ToFloat
+    mean = np.asarray(preprocessing["mean"], dtype=np.float32)
+    if preprocessing.get("std") is not None:
+        last = Standardize(mean, np.asarray(preprocessing["std"], dtype=np.float32))
+    else:
+        last = MeanSubtract(mean)
+    return Compose(list(augment) + [ToFloat(), last])
 
 
 # ----- models ---------------------------------------------------------------------------
@@ -160,6 +166,46 @@ def builder_parameters(name):
 def shape_text(shape):
     """``(3, 32, 32)`` -> ``"3x32x32"``."""
     return "x".join(str(s) for s in shape)
+
+
+def model_from_checkpoint(checkpoint, path=None):
+    """``(model, meta, classes)``: the trained model rebuilt from the facts a checkpoint of
+    ``tinycnn train`` (or ``convert_torchvision``) stores, its weights loaded; RecipeError naming
+    the file otherwise. ``checkpoint``: a path or what ``read_checkpoint`` returned."""
+    from .checkpoint import read_checkpoint
+    from .recipe import load_weights
+    if not isinstance(checkpoint, dict):
+        path, checkpoint = os.fspath(checkpoint), read_checkpoint(checkpoint)
+    path = path or "the checkpoint"
+    meta = checkpoint.get("meta") or {}
+    if not isinstance(meta, dict) or "model" not in meta or "input_shape" not in meta:
+        raise RecipeError(f"{path}: the checkpoint does not name its model (write checkpoints with `tinycnn train`)")
+    shape, classes = meta["input_shape"], meta.get("classes")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, (int, np.integer)) and s > 0
+                                                                for s in shape)):
+        raise RecipeError(f"{path}: the checkpoint's input shape {shape!r} is not three positive ints")
+    if not isinstance(classes, list) or not classes:
+        raise RecipeError(f"{path}: the checkpoint lists no classes")
+    model = build_model(meta["model"], len(classes), shape, meta.get("model_options"))
+    load_weights(model, checkpoint, path)
+    return model, meta, classes
+
+
+def load_model(checkpoint):
+    """The model of a checkpoint written by ``tinycnn train``/``tinycnn.train.run`` (or by
+    ``tinycnn.models.convert_torchvision``), rebuilt from its meta with its weights loaded,
+    in training mode as every builder returns it (``.eval()`` to predict).
+    ``model.classes`` lists the class names and ``model.preprocessing`` the input preparation.
+
+        model = tinycnn.load_model("runs/minivgg_fashion-mnist/checkpoints/best.npz").eval()
+    """
+    from .checkpoint import read_checkpoint
+    path = None
+    if not isinstance(checkpoint, dict):
+        path, checkpoint = os.fspath(checkpoint), read_checkpoint(checkpoint)
+    model, _, classes = model_from_checkpoint(checkpoint, path)
+    model.classes, model.preprocessing = list(classes), checkpoint.get("preprocessing")
+    return model
 
 
 # ----- optimizers and schedules -----------------------------------------------------------

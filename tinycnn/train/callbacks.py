@@ -111,35 +111,121 @@ class ModelCheckpoint(Callback):
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
-        >>> stopper = EarlyStopping("val_loss", patience=5, min_delta=1e-3)
+    ``restore_best_weights=True`` puts back the weights (and buffers) of the best epoch when
+    training ends, stopped early or not, as Keras 3 does; after a resume, the best epoch of this
+    run (the earlier ones' weights are not kept).
+
+        >>> stopper = EarlyStopping("val_loss", patience=5, min_delta=1e-3, restore_best_weights=True)
     """
 
-    def __init__(self, monitor="val_loss", patience=5, min_delta=0.0):
+    def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, restore_best_weights=False):
         if int(patience) < 1:
             raise ValueError(f"EarlyStopping: patience must be >= 1, got {patience}")
         self.monitor, self.patience, self.min_delta = monitor, int(patience), float(min_delta)
+        self.restore_best_weights = bool(restore_best_weights)
         self.best, self.wait, self.stopped_epoch = None, 0, None
+        self.best_epoch, self.best_weights = None, None
 
     def on_train_begin(self):
         _check_monitor("EarlyStopping", self.monitor, self.trainer)
-        self.best, self.wait = None, 0
+        self.best, self.wait, self.best_epoch, self.best_weights = None, 0, None, None
         for value in self.trainer.history.get(self.monitor, []):  # replay the history after a resume
             self._update(value)
 
     def _update(self, value):
         if np.isfinite(value) and _is_improvement(value, self.best, _mode(self.monitor), self.min_delta):
             self.best, self.wait = value, 0
-        else:
-            self.wait += 1
+            return True
+        self.wait += 1
+        return False
 
     def on_epoch_end(self, epoch, logs):
-        self._update(logs[self.monitor])
+        if self._update(logs[self.monitor]):
+            self.best_epoch = epoch
+            if self.restore_best_weights:  # copies: the live arrays change in place
+                self.best_weights = {k: v.copy() for k, v in self.trainer.model.state_dict().items()}
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.trainer.stop_training = True
             if self.trainer.verbose:
                 print(f"EarlyStopping: {self.monitor} has not improved for {self.wait} epochs "
                       f"(best {self.best:.4f}); stopping after epoch {epoch}")
+
+    def on_train_end(self, history):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.trainer.model.load_state_dict(self.best_weights)
+            if self.trainer.verbose:
+                print(f"EarlyStopping: restored the weights of epoch {self.best_epoch} "
+                      f"({self.monitor} {self.best:.4f})")
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the lr of every group by ``factor`` when ``monitor`` has stopped improving, with
+    PyTorch's rules (``torch.optim.lr_scheduler.ReduceLROnPlateau``): an epoch improves when it
+    beats the best by ``threshold`` (relative, ``best * (1 -/+ threshold)``, or absolute with
+    ``threshold_mode="abs"``, Keras' ``min_delta``); after more than ``patience`` epochs without
+    improvement the lr drops (Keras drops after ``patience``: its patience p is PyTorch's p - 1),
+    never below ``min_lr`` nor by less than ``eps``; then ``cooldown`` epochs pass before counting again.
+
+    It sets the lrs itself, so it runs without a schedule (fit's ``schedule=None``).
+
+        >>> plateau = ReduceLROnPlateau("val_loss", factor=0.5, patience=2)
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
+                 cooldown=0, min_lr=0.0, eps=1e-8):
+        if not 0 < float(factor) < 1:
+            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
+        if int(patience) < 0 or int(cooldown) < 0 or threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"ReduceLROnPlateau: expected patience, cooldown >= 0 and threshold_mode 'rel' or "
+                             f"'abs', got {patience}, {cooldown}, {threshold_mode!r}")
+        self.monitor, self.factor, self.patience = monitor, float(factor), int(patience)
+        self.threshold, self.threshold_mode, self.cooldown = float(threshold), threshold_mode, int(cooldown)
+        self.min_lr, self.eps = float(min_lr), float(eps)
+        self.best, self.bad_epochs, self.cooldown_counter = None, 0, 0
+
+    def _better(self, value):
+        if self.best is None:
+            return True
+        sign = 1 if _mode(self.monitor) == "max" else -1
+        margin = self.best * self.threshold * sign if self.threshold_mode == "rel" else self.threshold * sign
+        return value > self.best + margin if sign > 0 else value < self.best + margin
+
+    def step(self, value):
+        """Count one epoch's ``value``; returns True when it lowered the lrs."""
+        if np.isfinite(value) and self._better(value):
+            self.best, self.bad_epochs = value, 0
+        else:
+            self.bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.bad_epochs = 0
+        if self.bad_epochs <= self.patience:
+            return False
+        self.cooldown_counter, self.bad_epochs = self.cooldown, 0
+        lowered = False
+        for group in self.trainer.optimizer.param_groups:
+            new_lr = max(group["lr"] * self.factor, self.min_lr)
+            if group["lr"] - new_lr > self.eps:
+                group["lr"], lowered = new_lr, True
+        return lowered
+
+    def on_train_begin(self):
+        _check_monitor("ReduceLROnPlateau", self.monitor, self.trainer)
+        if self.trainer.schedule is not None:
+            raise ValueError("ReduceLROnPlateau sets the lrs itself; pass schedule=None to fit")
+        self.best, self.bad_epochs, self.cooldown_counter = None, 0, 0
+        lrs = [group["lr"] for group in self.trainer.optimizer.param_groups]
+        for value in self.trainer.history.get(self.monitor, []):  # replay the counters after a resume
+            self.step(value)
+        for group, lr in zip(self.trainer.optimizer.param_groups, lrs):  # the resumed lrs are the right ones
+            group["lr"] = lr
+
+    def on_epoch_end(self, epoch, logs):
+        before = self.trainer.optimizer.param_groups[0]["lr"]
+        if self.step(logs[self.monitor]) and self.trainer.verbose:
+            print(f"ReduceLROnPlateau: {self.monitor} has not improved for more than {self.patience} epochs; "
+                  f"lr {before:.1e} -> {self.trainer.optimizer.param_groups[0]['lr']:.1e}")
 
 
 class CSVLogger(Callback):

@@ -43,6 +43,8 @@ class History(dict):
     ``lr`` (at the end of the epoch), ``epoch_time`` (seconds, with validation) and ``images_per_sec``
     (training images per second).
 
+    The ``val_*`` metrics are the validation data's (``val_loader`` or ``validation_split``), never
+    the test set's: ``tinycnn.train.run`` evaluates the test set once after training, into ``test``.
     ``interrupted`` is True when ctrl+c stopped the run; ``checkpoint`` is then the
     file to resume from.
     """
@@ -51,6 +53,7 @@ class History(dict):
         super().__init__(*args, **kwargs)
         self.interrupted = False
         self.checkpoint = None
+        self.test = None
 
     def append(self, logs):
         for key, value in logs.items():
@@ -300,8 +303,12 @@ class Trainer:
 
 def fit(model, train_loader, val_loader=None, optimizer=None, loss=None, epochs=1, callbacks=(),
         schedule=None, loss_weights=None, resume=None, lr=None, start_epoch=0, verbose=True,
-        preprocessing=None, meta=None, log_every=20, resume_command=None, fuse=True):
+        preprocessing=None, meta=None, log_every=20, resume_command=None, fuse=True, validation_split=None):
     """Train ``model`` on ``train_loader`` until epoch ``epochs``; returns a History.
+
+    - ``validation_split=0.1`` holds that fraction of a DataLoader's data out for validation, as
+      Keras' argument but stratified and seeded with the loader's seed (tinycnn.train.split), and
+      without its random augmentations; it replaces ``val_loader``.
 
     - ``fuse=True`` first calls ``tinycnn.nn.fuse(model)``, which rewrites the model in
       place: each BatchNorm next to a ReLU in an nn.Sequential becomes one op, one pass over
@@ -335,6 +342,11 @@ def fit(model, train_loader, val_loader=None, optimizer=None, loss=None, epochs=
     for callback in callbacks:
         if not hasattr(callback, "on_epoch_end"):
             raise TypeError(f"fit: callbacks must be tinycnn.train.Callback objects, got {type(callback).__name__}")
+    if validation_split:
+        if val_loader is not None:
+            raise ValueError("fit: pass val_loader or validation_split, not both")
+        from .split import split_loader
+        train_loader, val_loader = split_loader(train_loader, validation_split)
     if fuse:
         fuse_layers(model)
     trainer = Trainer(model, optimizer, train_loader, val_loader, loss, schedule, loss_weights, epochs,

@@ -5,19 +5,26 @@
                     momentum=0.9, nesterov=True, schedule="step", step_size=5, gamma=0.5)
     history = run(recipe)                      # as `tinycnn train --model minivgg ...`
 
-``run`` reads the dataset's train and test splits, builds the model for their images,
-trains it with ``fit`` (BatchNorm + ReLU fused) and writes the run folder ``recipe.out``:
-``checkpoints/`` (every ``checkpoint_every`` epochs, best.npz, last.npz, interrupted.npz
-after ctrl+c), ``monitor.png`` and ``history.json`` (the curves), ``log.csv``, then
-``report.txt`` and ``confusion_matrix.png`` on the test split. Each checkpoint stores the
-recipe, so ``Recipe.from_checkpoint`` and ``run(recipe, resume=path)`` continue a run.
+``run`` reads the dataset's train and test splits, holds ``val_split`` of the training images
+out for validation (stratified, seeded), builds the model for their images, trains it with
+``fit`` (BatchNorm + ReLU fused) and writes the run folder ``recipe.out``: ``checkpoints/``
+(every ``checkpoint_every`` epochs, best.npz with the lowest validation loss, last.npz,
+interrupted.npz after ctrl+c), ``monitor.png`` and ``history.json`` (the curves: ``val_*`` are
+the validation split's), ``log.csv``. Then the test split is evaluated once, with best.npz's
+weights: ``report.txt``, ``confusion_matrix.png`` and ``results.json`` (validation and test
+metrics, each named). Each checkpoint stores the recipe, so ``Recipe.from_checkpoint`` and
+``run(recipe, resume=path)`` continue a run.
 The ``tinycnn train`` command and the examples/ scripts are this function.
 """
 import os
 from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
+
 from .builders import (RecipeError, augmentation, build_model, canonical_model_name, check_device, check_folder,
                        dataset_name, load_split, make_optimizer, make_schedule, preprocessing_of, transform_of)
+from .split import split_dataset
+from .weights import init_from, weights_format
 
 RESUME_CHANGES = ("epochs", "device", "out", "progress")    # what a resumed run may change
 
@@ -32,7 +39,10 @@ class Recipe:
     step (``step_size``, ``gamma``), poly (``power``), cosine or piecewise (``boundaries``,
     ``values``); ``augment``: the dataset's usual augmentation; ``limit``: random subsets of
     that many images per split (quick runs); ``out``: the run folder (None:
-    ``runs/MODEL_DATASET``); ``progress``: progress bars, else one line per epoch.
+    ``runs/MODEL_DATASET``); ``progress``: progress bars, else one line per epoch;
+    ``val_split``: the fraction of the training images held out for validation (0: none, and the
+    last weights are tested); ``init_from``: weights to start from (tinycnn.train.weights);
+    ``freeze``: names of parameters (prefixes, e.g. ``["features"]``) left untrained.
 
         >>> Recipe(model="lenet", dataset="MNIST", epochs=2).replace(lr=0.1).dataset
         'mnist'
@@ -61,9 +71,14 @@ class Recipe:
     device: str = "cpu"
     out: str = None
     progress: bool = True
+    val_split: float = 0.1
+    init_from: str = None
+    freeze: list = None
 
     def __post_init__(self):
         self.dataset = dataset_name(self.dataset)
+        if not 0 <= float(self.val_split) < 1:
+            raise RecipeError(f"Recipe: val_split must be in [0, 1), got {self.val_split}")
         canonical_model_name(self.model)        # an unknown model fails here, not after the data is read
         for name in ("epochs", "batch_size", "checkpoint_every") + (("limit",) if self.limit is not None else ()):
             if int(getattr(self, name)) < 1:
@@ -105,7 +120,7 @@ def run(recipe, resume=None, lr=None, download=False, resume_command=None):
     from ..random import manual_seed
     from .callbacks import CSVLogger, ModelCheckpoint, TrainingMonitor
     from .checkpoint import read_checkpoint
-    from .fit import fit, predict
+    from .fit import fit
 
     if not isinstance(recipe, Recipe):
         raise TypeError(f"run: expected a tinycnn.train.Recipe, got {type(recipe).__name__}")
@@ -117,18 +132,34 @@ def run(recipe, resume=None, lr=None, download=False, resume_command=None):
         path, checkpoint = os.fspath(resume), read_checkpoint(resume)
     if checkpoint is not None:
         check_resumable(recipe, checkpoint, path or "the checkpoint")
+    if recipe.init_from is not None and checkpoint is None:
+        weights_format(recipe.init_from)                          # an unreadable file fails before the data
     train_set = load_split(recipe.dataset, "train", recipe.data_root, recipe.limit, recipe.seed, download)
     test_set = load_split(recipe.dataset, "test", recipe.data_root, recipe.limit, recipe.seed, download)
+    val_set = None
+    if recipe.val_split:
+        train_set, val_set = split_dataset(train_set, recipe.val_split, recipe.seed)
     image_shape = tuple(train_set.images.shape[1:])
     manual_seed(int(recipe.seed))
     model = build_model(recipe.model, len(train_set.classes), image_shape, recipe.model_options)
     if checkpoint is not None:
         load_weights(model, checkpoint, path or "the checkpoint")  # a mismatch is one line here, not in fit
+    elif recipe.init_from is not None:
+        kind, kept = init_from(model, recipe.init_from, recipe.model)
+        print(f"Initialised from {recipe.init_from} ({kind})" + (f"; new head: {', '.join(kept)}" if kept else ""))
+    if recipe.freeze:
+        try:
+            frozen = model.freeze(*recipe.freeze)
+        except ValueError as error:
+            raise RecipeError(str(error)) from None
+        print(f"Frozen: {len(frozen)} parameter arrays under {', '.join(recipe.freeze)}")
     model.to(recipe.device)
     preprocessing = preprocessing_of(train_set)
     augment = augmentation(recipe.dataset, image_shape) if recipe.augment else []
     train_loader = DataLoader(train_set, batch_size=int(recipe.batch_size), shuffle=True, seed=int(recipe.seed),
                               transform=transform_of(preprocessing, augment), device=recipe.device)
+    val_loader = None if val_set is None else DataLoader(val_set, batch_size=256, transform=transform_of(preprocessing),
+                                                         device=recipe.device)
     test_loader = DataLoader(test_set, batch_size=256, transform=transform_of(preprocessing), device=recipe.device)
     optimizer = make_optimizer(recipe.optimizer, model.parameters(), recipe.lr, recipe.momentum, recipe.nesterov,
                                recipe.weight_decay)
@@ -140,21 +171,52 @@ def run(recipe, resume=None, lr=None, download=False, resume_command=None):
     meta = {"model": recipe.model, "model_options": recipe.model_options, "dataset": recipe.dataset,
             "classes": list(train_set.classes), "input_shape": list(image_shape),
             "config": {**asdict(recipe), "out": out}}
-    callbacks = [ModelCheckpoint(os.path.join(out, "checkpoints"), every=int(recipe.checkpoint_every),
-                                 save_best="val_loss", save_last=True),
-                 TrainingMonitor(os.path.join(out, "monitor.png"), os.path.join(out, "history.json")),
+    checkpoints = ModelCheckpoint(os.path.join(out, "checkpoints"), every=int(recipe.checkpoint_every),
+                                  save_best="val_loss" if val_loader is not None else None, save_last=True)
+    callbacks = [checkpoints, TrainingMonitor(os.path.join(out, "monitor.png"), os.path.join(out, "history.json")),
                  CSVLogger(os.path.join(out, "log.csv"))]
-    print(f"Training {recipe.model} on {recipe.dataset} ({len(train_set)} images, test {len(test_set)}) "
+    print(f"Training {recipe.model} on {recipe.dataset} ({len(train_set)} images, validation "
+          f"{len(val_set) if val_set is not None else 0}, test {len(test_set)}) "
           f"for {recipe.epochs} epochs; run folder {out}", flush=True)
-    history = fit(model, train_loader, test_loader, optimizer=optimizer, epochs=int(recipe.epochs),
+    history = fit(model, train_loader, val_loader, optimizer=optimizer, epochs=int(recipe.epochs),
                   callbacks=callbacks, schedule=schedule, resume=checkpoint, lr=lr,
                   verbose=1 if recipe.progress else 2, preprocessing=preprocessing, meta=meta,
                   resume_command=resume_command or "run(Recipe.from_checkpoint({path!r}), resume={path!r})",
                   fuse=True)
     if not history.interrupted:
-        scores, labels = predict(model, test_loader)
-        write_report(scores, labels, list(train_set.classes), out)
+        history.test = evaluate_test_split(model, checkpoints, history, test_loader, list(train_set.classes), out)
     return history
+
+
+def evaluate_test_split(model, checkpoints, history, test_loader, classes, out):
+    """Evaluate the selected weights (best.npz when there is validation, else the last) on the test
+    split, once: report.txt, confusion_matrix.png and results.json (validation and test, named)."""
+    import json
+    from .checkpoint import read_checkpoint
+    from .fit import predict
+    from ..functions import softmax_cross_entropy
+    from ..tensor import Tensor
+
+    best = checkpoints.path("best")
+    selected = "last epoch"
+    if checkpoints.save_best and os.path.isfile(best):
+        saved = read_checkpoint(best)
+        model.load_state_dict(saved["model"])
+        selected = f"best.npz (epoch {saved['epoch']}, lowest val_loss)"
+    scores, labels = predict(model, test_loader)
+    test = {"loss": float(softmax_cross_entropy(Tensor(scores), labels).item()),
+            "accuracy": float((scores.argmax(axis=1) == labels).mean()), "images": int(len(labels))}
+    results = {"weights": selected, "test": test}
+    if "val_loss" in history:
+        epoch = int(np.nanargmin(history["val_loss"]))
+        results["validation"] = {"epoch": epoch + 1, "loss": history["val_loss"][epoch],
+                                 "accuracy": history["val_accuracy"][epoch]}
+    print(f"Test set ({test['images']} images, evaluated once with the weights of the {selected}): "
+          f"loss {test['loss']:.4f}, accuracy {test['accuracy']:.4f}")
+    write_report(scores, labels, classes, out)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    return results
 
 
 def write_report(scores, labels, classes, out):
