@@ -9,7 +9,7 @@ on classes 5-9 from scratch with the same images and as many epochs as fine-tuni
 - fine-tuning: a new head for the new classes (tinycnn.models.replace_head), trained with the
   features frozen, then everything unfrozen and trained further with a tenth of the lr.
 
-    python examples/transfer_learning.py --per-task 6000 --epochs 1
+    python examples/transfer_learning.py --per-task 6000 --epochs 2
 
 Data: Debian's dataset-fashion-mnist package (/usr/share/datasets/fashion-mnist) or the files
 in $TINYCNN_DATA/fashion-mnist (`tinycnn datasets` shows where it looks).
@@ -49,8 +49,9 @@ def train(model, data, transform, epochs, lr, args, label):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-task", type=int, default=6000, help="training images per task (default %(default)s)")
-    parser.add_argument("--test-per-task", type=int, default=2000, help="test images per task (default %(default)s)")
-    parser.add_argument("--epochs", type=int, default=1,
+    parser.add_argument("--test-per-task", type=int, default=5000, help="test images per task (default %(default)s: "
+                                                                        "all of them)")
+    parser.add_argument("--epochs", type=int, default=2,
                         help="epochs of each training phase (default %(default)s); fine-tuning has two phases, "
                              "so it and training from scratch take twice as many")
     parser.add_argument("--batch-size", type=int, default=64, help="default %(default)s")
@@ -100,9 +101,9 @@ def main(argv=None):
     results["from scratch"] = evaluate(scratch, test_loader(target_test))["accuracy"]
 
     print(f"\nTest accuracy ({len(source_test)} images of classes 0-4, {len(target_test)} of classes 5-9):")
-    print(f"  source task, classes 0-4:      {results['source']:.4f}")
+    print(f"  {'source task, classes 0-4:':33} {results['source']:.4f}")
     for name in ("feature extraction", "fine-tuning", "from scratch"):
-        print(f"  {name + ', classes 5-9:':31} {results[name]:.4f}")
+        print(f"  {name + ', classes 5-9:':33} {results[name]:.4f}")
     return results
 
 

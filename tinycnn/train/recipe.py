@@ -199,7 +199,7 @@ def evaluate_test_split(model, checkpoints, history, test_loader, classes, out):
 
     best = checkpoints.path("best")
     selected = "last epoch"
-    if checkpoints.save_best and os.path.isfile(best):
+    if checkpoints.save_best and checkpoints.best is not None and os.path.isfile(best):  # written by this run
         saved = read_checkpoint(best)
         model.load_state_dict(saved["model"])
         selected = f"best.npz (epoch {saved['epoch']}, lowest val_loss)"
@@ -207,7 +207,7 @@ def evaluate_test_split(model, checkpoints, history, test_loader, classes, out):
     test = {"loss": float(softmax_cross_entropy(Tensor(scores), labels).item()),
             "accuracy": float((scores.argmax(axis=1) == labels).mean()), "images": int(len(labels))}
     results = {"weights": selected, "test": test}
-    if "val_loss" in history:
+    if np.isfinite(history.get("val_loss", [np.nan])).any():
         epoch = int(np.nanargmin(history["val_loss"]))
         results["validation"] = {"epoch": epoch + 1, "loss": history["val_loss"][epoch],
                                  "accuracy": history["val_accuracy"][epoch]}
