@@ -63,8 +63,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     train_set, test_set = load_split("fashion-mnist", "train"), load_split("fashion-mnist", "test")
-    source, source_test = task(train_set, SOURCE, args.per_task, args.seed), task(test_set, SOURCE, args.test_per_task, 1)
-    target, target_test = task(train_set, TARGET, args.per_task, args.seed), task(test_set, TARGET, args.test_per_task, 1)
+    source, target = (task(train_set, classes, args.per_task, args.seed) for classes in (SOURCE, TARGET))
+    source_test, target_test = (task(test_set, classes, args.test_per_task, 1) for classes in (SOURCE, TARGET))
     transform = transform_of(preprocessing_of(source))     # the source task's means, for every model
     test_loader = lambda data: DataLoader(data, batch_size=256, transform=transform)
     results = {}

@@ -217,13 +217,15 @@ class Module:
         for prefix in prefixes:
             if not isinstance(prefix, str):
                 raise TypeError(f"{op}: prefixes are parameter names such as 'features', got {prefix!r}")
-        under = lambda name: not prefixes or any(name == p or name.startswith(p + ".") for p in prefixes)
-        names = [name for name, _ in self.named_parameters() if under(name)]
-        unmatched = [p for p in prefixes if not any(n == p or n.startswith(p + ".") for n, _ in self.named_parameters())]
+        matches = lambda name, prefix: name == prefix or name.startswith(prefix + ".")   # whole dotted parts
+        under = lambda name: not prefixes or any(matches(name, p) for p in prefixes)
+        every = [name for name, _ in self.named_parameters()]
+        unmatched = [p for p in prefixes if not any(matches(name, p) for name in every)]
         if unmatched:
-            tops = sorted({n.split(".")[0] for n, _ in self.named_parameters()})
+            tops = sorted({name.split(".")[0] for name in every})
             raise ValueError(f"{op}: no parameter name starts with {unmatched[0]!r}; the model's top-level "
                              f"names are {tops}")
+        names = [name for name in every if under(name)]
         for name, p in self.named_parameters():
             if name in names:
                 p.requires_grad = not frozen
