@@ -452,3 +452,21 @@ def test_convert_then_export_then_predict_on_a_device(tmp_path, data_dir, capsys
     assert_one_line_error(code, err, "--device cuda: no usable CUDA GPU")
     code, _, err = run(["convert", "resnet7", str(tmp_path / "tv.pth"), str(tmp_path / "d.npz")], capsys)
     assert_one_line_error(code, err, "unknown torchvision model 'resnet7'")
+
+
+def test_torchvision_weights_need_their_variant_before_they_load():
+    from tinycnn.train import RecipeError
+    from tinycnn.train.weights import _from_torchvision, check_variant
+    tinycnn.manual_seed(6)
+    # ResNet-50 v1.5 (stride on the 3x3) has the same shapes as the paper's: only the options tell them apart
+    state = tinycnn.models.get("resnet50", num_classes=3, stride_on="3x3").state_dict()
+    mapped, variant = _from_torchvision(state, "resnet50")
+    assert variant == {"torchvision": "resnet50", "stride_on": "3x3", "num_classes": 3}
+    assert all(np.array_equal(mapped[key], value) for key, value in state.items())
+    with pytest.raises(RecipeError, match=r"x.pth holds torchvision's resnet50 weights, which need the model built "
+                                          r"with stride_on='3x3' \(it has the builder's default\): pass -o "
+                                          r"stride_on='3x3'"):
+        check_variant(variant, "resnet50", {}, "x.pth")
+    check_variant(variant, "resnet50", {"stride_on": "3x3"}, "x.pth")
+    unchanged, none = _from_torchvision({"w": np.zeros(2)}, "resnet50")
+    assert list(unchanged) == ["w"] and none == {}

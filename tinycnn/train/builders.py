@@ -163,6 +163,13 @@ def builder_parameters(name):
     return set(inspect.signature(registry._builders[canonical_model_name(name)]).parameters)
 
 
+def builder_defaults(name):
+    """``{option: default}`` of the model's builder."""
+    from ..models import registry
+    parameters = inspect.signature(registry._builders[canonical_model_name(name)]).parameters
+    return {key: p.default for key, p in parameters.items() if p.default is not inspect.Parameter.empty}
+
+
 def shape_text(shape):
     """``(3, 32, 32)`` -> ``"3x32x32"``."""
     return "x".join(str(s) for s in shape)

@@ -145,7 +145,7 @@ def run(recipe, resume=None, lr=None, download=False, resume_command=None):
     if checkpoint is not None:
         load_weights(model, checkpoint, path or "the checkpoint")  # a mismatch is one line here, not in fit
     elif recipe.init_from is not None:
-        kind, kept = init_from(model, recipe.init_from, recipe.model)
+        kind, kept = init_from(model, recipe.init_from, canonical_model_name(recipe.model), recipe.model_options)
         print(f"Initialised from {recipe.init_from} ({kind})" + (f"; new head: {', '.join(kept)}" if kept else ""))
     if recipe.freeze:
         try:

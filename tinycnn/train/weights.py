@@ -48,18 +48,55 @@ def weights_format(path):
                       f"PyTorch (.pth/.pt), safetensors (.safetensors) or Keras (.h5/.keras) weights")
 
 
-def read_weights(path, model_name=None, model=None):
-    """``(state, format)``: the file's weights as a flat dict of arrays in tinycnn's names.
+def _from_torchvision(state, model_name):
+    """``(state in the zoo's names, {option: value} of the torchvision variant)`` when ``state`` is the
+    state_dict of a torchvision model built as the zoo's ``model_name``; else ``(state, {})``."""
+    from ..models.torchvision import TORCHVISION_MODELS, _arrays, from_torchvision, torchvision_options
+    for name, entry in TORCHVISION_MODELS.items():
+        if entry.model != model_name:
+            continue
+        try:
+            arrays = _arrays(state)
+            mapped = from_torchvision(name, arrays).state_dict()
+        except (KeyError, ValueError, TypeError):
+            continue                              # not this variant's names
+        return mapped, {"torchvision": name, **torchvision_options(name, arrays)[1]}
+    return state, {}
 
-    ``model_name`` (the zoo name) lets torchvision's names be mapped to the zoo's; a Keras file is
-    read into a copy of ``model`` (with the file's number of classes) through its layer table."""
+
+def check_variant(variant, model_name, model_options, path):
+    """RecipeError when torchvision weights need builder options (ResNet-50's stride_on="3x3", VGG's
+    batch_norm, ...) that ``model_options`` (with the builder's defaults) do not have: such weights
+    would load without an error into a network that computes something else."""
+    from .builders import builder_defaults
+    defaults = builder_defaults(model_name)
+    for key, value in variant.items():
+        if key in ("torchvision", "num_classes", "dropout"):
+            continue
+        options = {**defaults, **(model_options or {})}
+        if key not in options or _plain(options[key]) != _plain(value):
+            has = f"{key}={options[key]!r}" if key in options else "the builder's default"
+            raise RecipeError(f"init-from: {path} holds torchvision's {variant['torchvision']} weights, which need "
+                              f"the model built with {key}={value!r} (it has {has}): pass -o {key}={value!r}")
+
+
+def _plain(value):
+    return list(value) if isinstance(value, (tuple, list)) else value
+
+
+def read_weights(path, model_name=None, model=None):
+    """``(state, format, variant)``: the file's weights as a flat dict of arrays in tinycnn's names.
+
+    ``model_name`` (the zoo name) lets torchvision's names be mapped to the zoo's (``variant``: the
+    builder options of torchvision's layout, else {}); a Keras file is read into a copy of ``model``
+    (with the file's number of classes) through its layer table."""
     import copy
     from .. import models
     from .. import io
     from ..io import CheckpointError, load, load_safetensors, load_torch
     from ..nn.module import _flatten
 
-    kind = weights_format(path)
+    kind, variant = weights_format(path), {}
     try:
         if kind == "tinycnn":
             state = load(path)
@@ -71,11 +108,7 @@ def read_weights(path, model_name=None, model=None):
             for key in ("state_dict", "model"):   # training scripts often wrap the state_dict
                 if len(state) == 1 and isinstance(state.get(key), dict):
                     state = state[key]
-            if model_name in models.TORCHVISION_MODELS:
-                try:
-                    state = models.from_torchvision(model_name, state).state_dict()
-                except (KeyError, ValueError):
-                    pass                          # not torchvision's names: loaded as they are below
+            state, variant = _from_torchvision(state, model_name)
         else:
             if model is None:
                 raise RecipeError(f"init-from: reading the Keras file {path!r} needs the model")
@@ -87,18 +120,21 @@ def read_weights(path, model_name=None, model=None):
             state = twin.state_dict()
     except (CheckpointError, ImportError, KeyError) as error:
         raise RecipeError(f"init-from: {error}") from None
-    return {k: np.asarray(v) for k, v in _flatten(state).items()}, kind
+    return {k: np.asarray(v) for k, v in _flatten(state).items()}, kind, variant
 
 
-def init_from(model, path, model_name=None):
+def init_from(model, path, model_name=None, model_options=None):
     """Load the weights of ``path`` (any format above) into ``model`` in place, keeping a new head when the
     file's has another number of classes; returns ``(format, kept)``, ``kept`` the names left as built.
 
-    Raises RecipeError naming the file for missing or unexpected names and shapes that differ
-    elsewhere than in the head."""
+    Raises RecipeError naming the file for missing or unexpected names, shapes that differ
+    elsewhere than in the head, and (given ``model_options``, the options ``model`` was built with)
+    torchvision weights whose variant the model was not built in."""
     from ..models import find_head
 
-    state, kind = read_weights(path, model_name, model)
+    state, kind, variant = read_weights(path, model_name, model)
+    if variant and model_options is not None:
+        check_variant(variant, model_name, model_options, path)
     own = model.state_dict()
     head_name, _ = find_head(model)
     head_keys = {k for k in own if k.startswith(head_name + ".")}
