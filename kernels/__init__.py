@@ -22,12 +22,13 @@ integer arguments are Python ints, output sizes (oh, ow) are computed by the cal
 """
 from . import reference
 from .conv import (col2im, depthwise_conv2d_backward_input, depthwise_conv2d_backward_weight,
-                   depthwise_conv2d_forward, im2col, im2row, row2im, swap_last_axes)
+                   depthwise_conv2d_forward, im2col, im2col_by_channel, im2row, row2im, swap_last_axes)
 from .device import array_module, gpu_available, gpu_count, is_cupy_array
 from .dispatch import available, cpu, set_default, use
 from .geometry import conv_output_size
-from .norm import (batch_norm_backward, batch_norm_forward_eval, batch_norm_forward_train, dropout_apply,
-                   lrn_backward, lrn_forward)
+from .norm import (batch_norm_backward, batch_norm_forward_eval, batch_norm_forward_train,
+                   batch_norm_update_running, dropout_apply, lrn_backward, lrn_forward)
+from .optim import adam_step, sgd_step
 from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 from .winograd import (WINOGRAD_PLANES, winograd_input_transform, winograd_input_transform_backward,
                        winograd_output_transform, winograd_output_transform_backward, winograd_plane_size,

@@ -12,6 +12,9 @@ swap_last_axes (the CPU's transposed layout), and the direct depthwise convoluti
 Arguments, in this order: kernel (kh, kw), stride (sy, sx), padding (py, px), dilation
 (dil_h, dil_w), output size (oh, ow) computed by the caller.
 """
+import numpy as np
+
+from .device import is_cupy_array
 from .dispatch import (_check_array, _check_conv_out, _check_float, _check_out, _check_same_dtype, _ints, _run,
                        _window_args)
 
@@ -35,6 +38,23 @@ def im2col(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None):
     kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow = _image_windows(name, x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     _check_out(name, out, x, x.shape[:2] + (kh, kw, oh, ow))
     return _run(name, x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=out)
+
+
+def im2col_by_channel(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None):
+    """x (N, C, H, W) -> col (C, kh, kw, N, oh, ow), im2col with the batch inside each row:
+    col[c, i, j, n, y, x] = x[n, c, y*sy - py + i*dil_h, x*sx - px + j*dil_w], so the columns of
+    the whole batch are one (C*kh*kw, N*oh*ow) matrix (the GPU's weight gradient is one GEMM).
+    On the host it is im2col's result transposed (the CPU convolutions never ask for it)."""
+    name = "im2col_by_channel"
+    kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow = _image_windows(name, x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
+    _check_out(name, out, x, (x.shape[1], kh, kw, x.shape[0], oh, ow))
+    if is_cupy_array(x):
+        return _run(name, x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=out)
+    col = _run("im2col", x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow).transpose(1, 2, 3, 0, 4, 5)
+    if out is None:
+        return np.ascontiguousarray(col)
+    out[...] = col
+    return out
 
 
 def col2im(col, h, w, sy, sx, py, px, dil_h, dil_w, out=None):

@@ -88,3 +88,27 @@ def dropout_apply(x, mask, scale):
         raise TypeError(f"{name}: mask must be a bool array, got {got}")
     _check_shape(name, "mask", mask, x.shape)
     return _run(name, x, mask, _real(name, "scale", scale, minimum=0))
+
+
+def batch_norm_update_running(running_mean, running_var, mean, var, momentum, count):
+    """In place: running_mean = (1 - momentum) * running_mean + momentum * mean, and the same for
+    running_var with the unbiased batch variance var * count / (count - 1) (as PyTorch). One
+    kernel on the GPU when all four share a dtype; array operations otherwise."""
+    name = "batch_norm_update_running"
+    for vector_name, vector in (("running_mean", running_mean), ("running_var", running_var),
+                                ("mean", mean), ("var", var)):
+        _check_array(name, vector_name, vector, 1, "(C,)")
+        _check_shape(name, vector_name, vector, mean.shape)
+    momentum = _real(name, "momentum", momentum, minimum=0)
+    (count,) = _ints(name, 2, count=count)
+    dtypes = {a.dtype for a in (running_mean, running_var, mean, var)}
+    one_float_dtype = dtypes in ({np.dtype(np.float32)}, {np.dtype(np.float64)})
+    if is_cupy_array(running_mean) and one_float_dtype and running_mean.flags.c_contiguous \
+            and running_var.flags.c_contiguous:
+        from . import cuda
+        cuda.batch_norm_update_running(running_mean, running_var, mean, var, momentum, count)
+        return
+    running_mean *= 1 - momentum
+    running_mean += momentum * mean.astype(running_mean.dtype)
+    running_var *= 1 - momentum
+    running_var += (momentum * count / (count - 1)) * var.astype(running_var.dtype)

@@ -8,6 +8,10 @@ place of cupy arrays. It refuses the arguments CuPy would marshal differently fr
 parameter (a Python int for an ``int``, a float64 array for a ``float*``, a non-contiguous
 array, ...), so a loader bug that the GPU would turn into garbage fails here loudly.
 
+Kernels marked ``TINYCNN_COOPERATIVE`` (kernels/cuda/common.cuh) are cooperative: each block runs
+as fibers, one per thread, that meet at every ``__syncthreads()`` and share the block's
+``__shared__`` arrays (tests/cuda_shim.h); the other kernels run thread after thread.
+
 ``TINYCNN_SANITIZE=1`` selects a build with -fsanitize=address,undefined; loading it needs
 the ASan runtime first in the process (LD_PRELOAD=$(g++ -print-file-name=libasan.so)).
 
@@ -34,6 +38,7 @@ SANITIZE_FLAGS = ("-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=a
                   "-fno-omit-frame-pointer")
 
 _KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(([^)]*)\)')
+_COOPERATIVE = re.compile(r'tinycnn_cooperative\s+extern\s+"C"\s+__global__\s+void\s+(\w+)')
 _SCALARS = {"int": np.int32, "float": np.float32, "double": np.float64}
 _POINTEES = {"int": np.int32, "float": np.float32, "double": np.float64, "bool": np.bool_}
 _MAX_THREADS_PER_BLOCK = 1024
@@ -73,19 +78,21 @@ def parse_kernels(source):
 
 def _preprocess(files):
     """The sources after the C preprocessor (so macro-made kernels show their real types)."""
-    command = [COMPILER, "-E", "-P", "-x", "c++", f"-I{cuda.SOURCE_DIR}"]
+    command = [COMPILER, "-E", "-P", "-x", "c++", f"-I{cuda.SOURCE_DIR}",
+               "-DTINYCNN_COOPERATIVE=tinycnn_cooperative"]
     return "".join(subprocess.run(command + [str(f)], capture_output=True, text=True,
                                   check=True).stdout for f in files)
 
 
-def _launcher_source(files, kernels):
+def _launcher_source(files, kernels, cooperative):
     lines = [f'#include "{SHIM}"'] + [f'#include "{pathlib.Path(f).resolve()}"' for f in files]
     for name, params in kernels.items():
         args = ", ".join(f"*static_cast<{p.ctype}*>(args[{i}])" for i, p in enumerate(params))
+        runner = "run_grid_cooperatively" if name in cooperative else "run_grid"
         lines += [
             f'extern "C" void launch_{name}(const unsigned* grid, const unsigned* block, void** args)',
             "{",
-            f"    run_grid(dim3{{grid[0], grid[1], grid[2]}}, dim3{{block[0], block[1], block[2]}},",
+            f"    {runner}(dim3{{grid[0], grid[1], grid[2]}}, dim3{{block[0], block[1], block[2]}},",
             f"             [&] {{ {name}({args}); }});",
             "}",
         ]
@@ -95,8 +102,9 @@ def _launcher_source(files, kernels):
 def build_library(files, sanitize):
     """Compile `files` (CUDA sources) with the shim into a cached shared library -> (path, kernels)."""
     files = [pathlib.Path(f).resolve() for f in files]
-    kernels = parse_kernels(_preprocess(files))
-    launcher = _launcher_source(files, kernels)
+    source = _preprocess(files)
+    kernels = parse_kernels(source)
+    launcher = _launcher_source(files, kernels, set(_COOPERATIVE.findall(source)))
     flags = FLAGS + (SANITIZE_FLAGS if sanitize else ())
     key = hashlib.sha256("\0".join(
         [launcher, SHIM.read_text(), " ".join(flags), (cuda.SOURCE_DIR / "common.cuh").read_text()]

@@ -594,3 +594,85 @@ def test_sanitizer_build_catches_an_out_of_bounds_write():
     assert result.returncode != 0
     assert "AddressSanitizer: heap-buffer-overflow" in result.stderr
     assert "dropout_apply" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# execution: the kernels of the fused GPU path (issue 18): im2col with the batch in each row,
+# BatchNorm's running statistics, one-pass statistics far from zero
+
+@given(g=conv_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches)
+@examples(EXAMPLES // 2)
+def test_im2col_by_channel_is_im2col_with_the_batch_inside_each_row(device, g, dtype, seed, launch):
+    x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
+    args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w, g.oh, g.ow)
+    results = run_everywhere(device, launch, kcuda.im2col_by_channel, x, *args)
+    expected = np.ascontiguousarray(reference.im2col(x, *args).transpose(1, 2, 3, 0, 4, 5))
+    for result in results:      # a copy: every element exactly
+        np.testing.assert_array_equal(result, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_update_running_is_the_momentum_average(device, dtype):
+    rng = np.random.default_rng(3)
+    running_mean, running_var, mean, var = rng.random((4, 5)).astype(dtype)
+    want_mean = (1 - 0.1) * running_mean + 0.1 * mean
+    want_var = (1 - 0.1) * running_var + 0.1 * 8 / 7 * var       # unbiased over 8 values
+    on_device = [device.put(a) for a in (running_mean, running_var, mean, var)]
+    kcuda.batch_norm_update_running(*on_device, 0.1, 8)
+    # three roundings of values below 1 in float32
+    np.testing.assert_allclose(device.get(on_device[0]), want_mean, **tolerance(dtype))
+    np.testing.assert_allclose(device.get(on_device[1]), want_var, **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_statistics_in_one_pass_stay_accurate_far_from_zero(device, dtype):
+    """Values 1e4 +- 1: the one-pass sum of squares would lose every digit of the variance
+    without its shift (1e8 against 1 in float32); it keeps float32's rounding and, in float64,
+    about 1e-12 relative (the two-pass NumPy result is the oracle)."""
+    x = (1e4 + np.random.default_rng(1).standard_normal((3, 2, 50))).astype(dtype)
+    ones, zeros = np.ones(2, dtype), np.zeros(2, dtype)
+    for _, mean, var in run_everywhere(device, ODD_LAUNCHES[1], kcuda.batch_norm_forward_train, x, ones, zeros,
+                                       1e-5):
+        exact = x.astype(np.float64)
+        np.testing.assert_allclose(mean, exact.mean(axis=(0, 2)), rtol=np.finfo(dtype).eps, atol=0)
+        np.testing.assert_allclose(var, exact.var(axis=(0, 2)), rtol=2 * np.finfo(dtype).eps if dtype == np.float32
+                                   else 1e-12, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nesterov, first", [(False, True), (False, False), (True, False)])
+def test_sgd_step_kernel_is_the_optimizers_update(device, dtype, nesterov, first):
+    import tinycnn.optim
+    rng = np.random.default_rng(6)
+    param, grad, buffer = rng.standard_normal((3, 37)).astype(dtype)
+    optimizer = tinycnn.optim.SGD([tinycnn.nn.Parameter(param.copy())], lr=0.1, momentum=0.9, nesterov=nesterov,
+                                  weight_decay=0.01)
+    want, state = param.copy(), {} if first else {"momentum_buffer": buffer.copy()}
+    optimizer.update(want, grad, state, optimizer.param_groups[0])
+    got = [device.put(a) for a in (param, grad, buffer)]
+    with launch_shape(*ODD_LAUNCHES[1]):
+        kcuda.sgd_step(*got, 0.1, 0.9, 0.0, 0.01, nesterov, first)
+    # the host's arithmetic in its order, one rounding per operation: a few ulps at most
+    np.testing.assert_allclose(device.get(got[0]), want, **tolerance(dtype))
+    np.testing.assert_allclose(device.get(got[2]), state["momentum_buffer"], **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("decoupled, amsgrad", [(False, False), (False, True), (True, False)])
+def test_adam_step_kernel_is_the_optimizers_update(device, dtype, decoupled, amsgrad):
+    import tinycnn.optim
+    rng = np.random.default_rng(7)
+    param, grad, exp_avg = rng.standard_normal((3, 37)).astype(dtype)
+    exp_avg_sq, max_sq = rng.random((2, 37)).astype(dtype)
+    kind = tinycnn.optim.AdamW if decoupled else tinycnn.optim.Adam
+    optimizer = kind([tinycnn.nn.Parameter(param.copy())], lr=0.01, weight_decay=0.1, amsgrad=amsgrad)
+    state = {"step": 3, "exp_avg": exp_avg.copy(), "exp_avg_sq": exp_avg_sq.copy(), "max_exp_avg_sq": max_sq.copy()}
+    want = param.copy()
+    optimizer.update(want, grad, state, optimizer.param_groups[0])
+    got = [device.put(a) for a in (param, grad, exp_avg, exp_avg_sq, max_sq)]
+    beta1, beta2 = optimizer.param_groups[0]["betas"]
+    with launch_shape(*ODD_LAUNCHES[1]):
+        kcuda.adam_step(*got, 0.01 / (1 - beta1 ** 3), beta1, beta2, (1 - beta2 ** 3) ** 0.5, 1e-8, 0.1,
+                        1 - 0.01 * 0.1, decoupled, amsgrad)
+    for index, expected in ((0, want), (2, state["exp_avg"]), (3, state["exp_avg_sq"]), (4, state["max_exp_avg_sq"])):
+        np.testing.assert_allclose(device.get(got[index]), expected, **tolerance(dtype))

@@ -12,8 +12,9 @@ Two details matter for correctness:
 * sizes are passed as ``numpy.int32`` and float scalars in the array's dtype, because CuPy
   marshals a plain Python int as a 64-bit integer and a Python float as a double, which would
   not match the kernels' ``int`` / ``float`` parameters (see ``_kernel_args``);
-* reductions (BatchNorm statistics and sums) use CuPy's own reductions; the custom kernels
-  only do elementwise work.
+* the BatchNorm statistics and gradient sums are cooperative block reductions of our own
+  (batch_norm.py, norm_fused.cu, in a fixed order); every other kernel is one thread per output
+  element.
 
 Importing this module never needs CuPy; calling a function without CuPy raises RuntimeError.
 Example, on a machine with a GPU::
@@ -174,6 +175,16 @@ def max_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow):
             oh, ow)
     return y, argmax
 
+def im2col_by_channel(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None):
+    """x (N, C, H, W) -> col (C, kh, kw, N, oh, ow): im2col with the batch inside each row, the
+    weight gradient's one-GEMM layout. ``out``, if given, is the (C-contiguous) array to fill."""
+    x = _inputs("im2col_by_channel", x)
+    n, c, h, w = x.shape
+    col = _empty((c, kh, kw, n, oh, ow), x) if out is None else out
+    _launch("im2col_by_channel", col.size, x, col, n, c, h, w, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
+    return col
+
+
 
 def max_pool2d_backward(gy, argmax, h, w, kh, kw, sy, sx, py, px):
     """gx (N, C, h, w): each pixel sums gy over the windows whose argmax it is."""
@@ -228,47 +239,29 @@ def lrn_backward(x, y, scale, gy, size, alpha, beta):
 
 
 def batch_norm_forward_train(x, gamma, beta, eps, relu=False, relu_input=False):
-    """x (N, C, L): normalise with the batch mean and biased variance -> (y, mean, var)."""
+    """x (N, C, L): normalise with the batch mean and biased variance -> (y, mean, var); two
+    launches, the statistics in one pass (batch_norm.py)."""
     x = _inputs("batch_norm_forward_train", x)
-    x = _relu(x) if relu_input else x
-    mean = x.mean(axis=(0, 2))
-    var = x.var(axis=(0, 2))
-    return batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu), mean, var
+    mean, var = batch_norm.statistics(x, relu_input)
+    return batch_norm.normalize(x, gamma, beta, mean, var, eps, relu, relu_input), mean, var
 
 
 def batch_norm_forward_eval(x, gamma, beta, mean, var, eps, relu=False, relu_input=False):
     """x (N, C, L): normalise (max(x, 0) if ``relu_input``) with the given per-channel mean and
-    variance (then ReLU if ``relu``)."""
-    x, gamma, beta, mean, var = _inputs("batch_norm_forward_eval", x, gamma, beta, mean, var)
-    x = _relu(x) if relu_input else x
-    y = _empty(x.shape, x)
-    n, c, l = x.shape
-    _launch("batch_norm_normalize", x.size, x, mean, var, gamma, beta, y, n, c, l, float(eps), bool(relu))
-    return y
+    variance (then ReLU if ``relu``), in one launch."""
+    return batch_norm.normalize(x, gamma, beta, mean, var, eps, relu, relu_input)
 
 
 def batch_norm_backward(x, gy, gamma, mean, var, eps, y=None, relu_input=False):
-    """Training-mode gradient -> (gx, ggamma, gbeta); the sums are CuPy reductions. ``y``: the
-    output of a fused ReLU, whose gradient (gy where y > 0) reaches BatchNorm. ``relu_input``:
-    BatchNorm of max(x, 0), whose gradient passes on where x > 0."""
-    x, gy, gamma, mean, var = _inputs("batch_norm_backward", x, gy, gamma, mean, var)
-    if y is not None:
-        gy = _cupy.where(_inputs("batch_norm_backward", y) > 0, gy, gy.dtype.type(0))
-    if relu_input:
-        mask, x = x > 0, _relu(x)
-    n, c, l = x.shape
-    gbeta = gy.sum(axis=(0, 2))
-    inv_std = (var + eps) ** -0.5
-    ggamma = ((x - mean[:, None]) * gy).sum(axis=(0, 2)) * inv_std   # sum of gy * xhat
-    gx = _empty(x.shape, x)
-    _launch("batch_norm_backward", x.size, x, gy, mean, var, gamma, gbeta, ggamma, gx, n, c, l,
-            float(eps))
-    return _cupy.where(mask, gx, gx.dtype.type(0)) if relu_input else gx, ggamma, gbeta
+    """Training-mode gradient -> (gx, ggamma, gbeta), in two launches. ``y``: the output of a
+    fused ReLU, whose gradient (gy where y > 0) reaches BatchNorm. ``relu_input``: BatchNorm of
+    max(x, 0), whose gradient passes on where x > 0."""
+    return batch_norm.backward(x, gy, gamma, mean, var, eps, y, relu_input)
 
 
-def _relu(x):
-    """max(x, 0), NaN kept."""
-    return _cupy.where(x < 0, x.dtype.type(0), x)
+def batch_norm_update_running(running_mean, running_var, mean, var, momentum, count):
+    """The running statistics updated in place from a batch's, in one launch."""
+    batch_norm.update_running(running_mean, running_var, mean, var, momentum, count)
 
 
 def depthwise_conv2d_forward(x, weight, sy, sx, py, px, dil_h, dil_w, oh, ow):
@@ -317,3 +310,7 @@ def dropout_apply(x, mask, scale):
     _launch("dropout_apply", x.size, x, mask, y, x.size, float(scale))
     return y
 
+
+
+from . import batch_norm  # noqa: E402 (it reads this module's launch helpers at call time)
+from .optim import adam_step, sgd_step  # noqa: E402,F401

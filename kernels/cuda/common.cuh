@@ -4,8 +4,11 @@
 // run the same source on the CPU):
 //   * one thread per OUTPUT element, inside a grid-stride loop, so any launch shape (even a
 //     single thread) covers the whole output;
-//   * no shared memory, no __syncthreads, no atomics: "backward" kernels gather (each
-//     output element sums its own contributions) instead of scattering;
+//   * "backward" kernels gather (each output element sums its own contributions) instead of
+//     scattering with atomics, so results do not depend on the order threads run in;
+//   * a kernel whose threads cooperate (__shared__ arrays, __syncthreads) is marked
+//     TINYCNN_COOPERATIVE, reduces in a fixed tree order (deterministic), works for any
+//     blockDim, and reaches each __syncthreads in every thread of its block;
 //   * sizes arrive as 32-bit `int` parameters (the Python loader passes numpy.int32 scalars,
 //     because CuPy marshals a plain Python int as a 64-bit integer), while flat indices and
 //     totals are `long long`, because products of sizes can exceed 2^31.
@@ -15,6 +18,11 @@
 // source, so CuPy's kernel cache key covers its text too.
 #ifndef TINYCNN_COMMON_CUH
 #define TINYCNN_COMMON_CUH
+
+// Marks a cooperative kernel; tests/cuda_harness.py runs the blocks of the marked ones as fibers.
+#ifndef TINYCNN_COOPERATIVE
+#define TINYCNN_COOPERATIVE
+#endif
 
 // for (long long i = <this thread's first index>; i < total; i += <threads in the grid>)
 #define GRID_STRIDE_LOOP(i, total)                                         \

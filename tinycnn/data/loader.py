@@ -10,6 +10,7 @@ The order is a pure function of ``(seed, epoch)``, and the random numbers handed
 the transform of a batch of ``(seed, epoch, batch)``, so ``state_dict()`` — three
 ints — is all a checkpoint needs to resume the exact same batches.
 """
+import collections
 import queue
 import threading
 
@@ -82,6 +83,8 @@ class DataLoader:
         try:
             for batch in batches:
                 self.position += 1
+                if self.device == "cuda":
+                    self._copies.ready()
                 yield batch
         finally:
             if self.prefetch:
@@ -107,9 +110,37 @@ class DataLoader:
         images = self.images[index]
         if self.transform is not None:
             images = apply_transform(self.transform, images, rng)
-        images = to_device(np.ascontiguousarray(images, dtype=np.float32), self.device)
-        labels = None if self.labels is None else to_device(self.labels[index].astype(np.int64), self.device)
-        return images, labels
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        labels = None if self.labels is None else self.labels[index].astype(np.int64)
+        if self.device == "cuda":
+            copies = self.__dict__.setdefault("_copies", _CopyStream())
+            return copies.to_gpu(images), None if labels is None else copies.to_gpu(labels)
+        return to_device(images, self.device), None if labels is None else to_device(labels, self.device)
+
+
+class _CopyStream:
+    """Host -> device copies of batches from pinned (page-locked) host memory on a stream of their
+    own, so a copy runs while the compute stream's kernels do; the compute stream waits for the
+    copies on the device (an event), the host never waits."""
+
+    def __init__(self):
+        import cupy
+        import cupyx
+        self.cupy, self.cupyx = cupy, cupyx
+        self.stream = cupy.cuda.Stream(non_blocking=True)
+        self.pinned = collections.deque(maxlen=8)   # the copies read them after to_gpu returns
+
+    def to_gpu(self, host):
+        pinned = self.cupyx.empty_pinned(host.shape, host.dtype)
+        pinned[...] = host
+        device = self.cupy.empty(host.shape, host.dtype)
+        device.set(pinned, stream=self.stream)
+        self.pinned.append(pinned)
+        return device
+
+    def ready(self):
+        """Make the caller's current stream wait for every copy issued so far."""
+        self.cupy.cuda.get_current_stream().wait_event(self.stream.record())
 
 
 def _arrays_of(data):

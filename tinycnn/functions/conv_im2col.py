@@ -4,7 +4,7 @@ Shapes, with G groups, Cg = C/G input and OCg = OC/G output channels per group,
 K = Cg*KH*KW and L = OH*OW:
     col = im2col(x)            (n, C, KH, KW, OH, OW) viewed as (n, G, K, L)
     y   = W @ col              (n, G, OCg, L) = (G, OCg, K) @ (n, G, K, L), already NCHW
-    gW  = sum_i gy[i] @ col[i].T
+    gW  = sum_i gy[i] @ col[i].T      (on the GPU one GEMM: gy as (G, OCg, n*L) @ columns (G, K, n*L).T)
     gx  = col2im(W.T @ gy)
 The columns are built for one chunk of images at a time and rebuilt in backward, not kept.
 A 1x1 stride-1 unpadded convolution needs no columns: x itself is (n, G, Cg, H*W).
@@ -30,8 +30,9 @@ class Conv2dIm2col(Conv2d):
         def forward_chunks(chunks):
             for chunk in chunks:
                 self._matmul(w_groups, self._columns(x[chunk]), y_groups[chunk])
-                if bias4 is not None:     # while the chunk is in the cache
-                    y[chunk] += bias4
+                if bias4 is not None:     # while the chunk is in the cache; in place on the view
+                    part = y[chunk]
+                    part += bias4
         self._map_chunks(forward_chunks)
         return y
 
@@ -47,12 +48,21 @@ class Conv2dIm2col(Conv2d):
 
         def backward_chunks(chunks):
             """Fills gx for these chunks; returns their part of the weight and bias gradients."""
-            gw = xp.zeros((groups, oc // groups, w_groups_t.shape[1]), dtype=weight.dtype) if need_gw else None
-            gb = xp.zeros(oc, gy.dtype) if self.has_bias else None
+            gw_shape = (groups, oc // groups, w_groups_t.shape[1])
+            # the GPU's first GEMM writes gw without reading it
+            gw = (xp.zeros(gw_shape, weight.dtype) if self.on_cpu else xp.empty(gw_shape, weight.dtype)) \
+                if need_gw else None
+            gb = None
             for chunk in chunks:
-                if gb is not None:
-                    gb += gy[chunk].sum(axis=(0, 2, 3))
-                if need_gw:
+                if self.has_bias:
+                    part = gy[chunk].sum(axis=(0, 2, 3))
+                    if gb is None:
+                        gb = part
+                    else:
+                        gb += part
+                if need_gw and not self.on_cpu:
+                    self._add_weight_gradient_gemm(gw, gy[chunk], x[chunk], accumulate=chunk is not chunks[0])
+                elif need_gw:
                     self._add_weight_gradient(gw, gy_groups[chunk], self._columns(x[chunk]))
                 if not need_gx:
                     continue
@@ -93,8 +103,22 @@ class Conv2dIm2col(Conv2d):
 
     def _add_weight_gradient(self, gw, gy, col):
         """gw += sum over images of gy[i] @ col[i].T: (G, OCg, K) += (n, G, OCg, L) @ (n, G, L, K)."""
-        if not self.on_cpu:
-            gw += (gy @ col.swapaxes(-1, -2)).sum(axis=0)
-            return
         for image in range(col.shape[0]):
             gw += gy[image] @ col[image].swapaxes(-1, -2)
+
+    def _add_weight_gradient_gemm(self, gw, gy, x, accumulate):
+        """GPU: gw[g] (+)= gy_g (OCg, n*L) @ col_g (K, n*L).T, one cuBLAS GEMM per group over the
+        whole chunk: the columns are built with the batch inside each row (im2col_by_channel) and
+        cuBLAS reads col_g transposed in place; only gy (OC x n*L, smaller than the columns) is
+        transposed, and there are no per-image partial gradients."""
+        from cupy import cublas
+        n, groups = x.shape[0], self.groups
+        gy_rows = self.xp.ascontiguousarray(gy.swapaxes(0, 1)).reshape(groups, gw.shape[1], -1)
+        if self._is_pointwise():
+            col_rows = self.xp.ascontiguousarray(x.swapaxes(0, 1)).reshape(groups, gw.shape[2], -1)
+        else:
+            col = self._scratch("conv2d.col_by_channel", (x.shape[1], *self.weight.shape[2:], n, self.oh, self.ow))
+            col_rows = kernels.im2col_by_channel(x, *self._window(), self.oh, self.ow, out=col).reshape(
+                groups, gw.shape[2], -1)
+        for group in range(groups):
+            cublas.gemm("N", "T", gy_rows[group], col_rows[group], out=gw[group], beta=1.0 if accumulate else 0.0)

@@ -37,12 +37,8 @@ class BatchNorm(Function):
             y, self.mean, self.var = kernels.batch_norm_forward_train(x3, gamma, beta, self.eps, self.relu,
                                                                       self.relu_input)
             if self.running_mean is not None:
-                count = x3.shape[0] * x3.shape[2]
-                m = self.momentum
-                self.running_mean *= 1 - m
-                self.running_mean += m * self.mean.astype(self.running_mean.dtype)
-                self.running_var *= 1 - m
-                self.running_var += (m * count / (count - 1)) * self.var.astype(self.running_var.dtype)
+                kernels.batch_norm_update_running(self.running_mean, self.running_var, self.mean, self.var,
+                                                  self.momentum, x3.shape[0] * x3.shape[2])
         else:
             # copies (C values): a training step before this backward updates the running ones in place
             self.mean, self.var = self.running_mean.copy(), self.running_var.copy()

@@ -1,6 +1,7 @@
 """Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019)."""
 import math
 
+from .. import kernels
 from ..backend import get_array_module
 from .optimizer import Optimizer
 
@@ -65,6 +66,18 @@ class Adam(Optimizer):
         step_size = lr / (1 - beta1 ** step)
         denominator = xp.sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** step) + group["eps"]
         data -= step_size * (exp_avg / denominator)
+
+    def multi_tensor_state_names(self, group):
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+
+    def multi_tensor_update(self, flat, states, group):
+        """The step of ``update`` for a whole FlatGroup (GPU), in one kernel."""
+        lr, weight_decay, (beta1, beta2) = group["lr"], group["weight_decay"], group["betas"]
+        step = states[0]["step"]
+        moments = flat.state["exp_avg"], flat.state["exp_avg_sq"]
+        kernels.adam_step(flat.param, flat.grad, *moments, flat.state.get("max_exp_avg_sq", moments[1]),
+                          lr / (1 - beta1 ** step), beta1, beta2, math.sqrt(1 - beta2 ** step), group["eps"],
+                          weight_decay, 1 - lr * weight_decay, self.decoupled_weight_decay, group["amsgrad"])
 
 
 class AdamW(Adam):

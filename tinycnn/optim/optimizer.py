@@ -22,6 +22,7 @@ import numpy as np
 
 from ..backend import get_array_module, device_of, to_device
 from ..tensor import Tensor
+from . import multi_tensor
 
 
 class Optimizer:
@@ -104,8 +105,11 @@ class Optimizer:
             param.grad = None
 
     def step(self):
-        """Update every parameter that has a gradient; parameters whose grad is None are skipped."""
-        for group in self.param_groups:
+        """Update every parameter that has a gradient; parameters whose grad is None are skipped.
+        On the GPU, optimizers with a ``multi_tensor_update`` update a group in one kernel launch
+        per dtype (multi_tensor.py)."""
+        for index, group in enumerate(self.param_groups):
+            ready = []
             for param in group["params"]:
                 if param.grad is None:
                     continue
@@ -114,7 +118,11 @@ class Optimizer:
                                      f"has a gradient of shape {tuple(param.grad.shape)}")
                 state = self._state_of(param, group)
                 state["step"] += 1
-                self.update(param.data, param.grad, state, group)
+                ready.append((param, state))
+            if not multi_tensor.step_group(self, index, group, ready):
+                for param, state in ready:
+                    self.update(param.data, param.grad, state, group)
+            for param, _ in ready:
                 if isinstance(param, Tensor):
                     param._bump_version(f"{self._name}.step")
 

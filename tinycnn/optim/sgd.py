@@ -1,4 +1,5 @@
 """Stochastic gradient descent with momentum, Nesterov momentum and weight decay."""
+from .. import kernels
 from .optimizer import Optimizer
 
 
@@ -20,6 +21,8 @@ class SGD(Optimizer):
         >>> w.data                       # -0.5 * 1, then -0.5 * (0.9 + 1)
         array([-1.45, -1.45], dtype=float32)
     """
+
+    graph_safe = True       # a step's kernel arguments do not change from step to step (tinycnn.cuda_graph)
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
@@ -47,3 +50,16 @@ class SGD(Optimizer):
             buffer = state["momentum_buffer"]
             grad = grad + momentum * buffer if group["nesterov"] else buffer
         data -= group["lr"] * grad
+
+    def multi_tensor_state_names(self, group):
+        return ("momentum_buffer",) if group["momentum"] != 0 else ()
+
+    def multi_tensor_update(self, flat, states, group):
+        """The step of ``update`` for a whole FlatGroup (GPU), in one kernel."""
+        momentum = group["momentum"]
+        first = momentum != 0 and "momentum_buffer" not in states[0]
+        buffer = flat.state["momentum_buffer"] if momentum != 0 else flat.grad     # unread without momentum
+        kernels.sgd_step(flat.param, flat.grad, buffer, group["lr"], momentum, group["dampening"],
+                         group["weight_decay"], group["nesterov"], first)
+        if first:
+            flat.adopt(states, "momentum_buffer")

@@ -12,7 +12,7 @@ import operator
 
 import numpy
 
-from . import _transfer
+from . import _launches, _transfer
 
 _IMPLICIT_CONVERSION = ("Implicit conversion to a NumPy array is not allowed. "
                         "Please use `.get()` to construct a NumPy array explicitly.")
@@ -102,7 +102,14 @@ class ndarray:  # noqa: N801 (CuPy's name)
             return wrap(getattr(self._array, name))
         if name in _METHODS:
             method = getattr(self._array, name)
-            return lambda *args, **kwargs: wrap(method(*unwrap(args), **unwrap(kwargs)))
+            if name not in _launches.NO_KERNEL:
+                _launches.add("array_ops")
+
+            def call(*args, **kwargs):
+                writes = name == "fill" or kwargs.get("out") is not None
+                value = _launches.device_op(lambda: method(*unwrap(args), **unwrap(kwargs)), writes)
+                return wrap(kwargs["out"] if writes and kwargs.get("out") is not None else value)
+            return call
         raise AttributeError(f"'cupy.ndarray' object has no attribute {name!r}")
 
     def __len__(self):
@@ -121,7 +128,9 @@ class ndarray:  # noqa: N801 (CuPy's name)
             if value.ndim > 0:
                 raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
             value = value[()]
-        self._array[_index(index)] = operand(value, "__setitem__")
+        _launches.add("array_ops")
+        where, value = _index(index), operand(value, "__setitem__")
+        _launches.device_op(lambda: self._array.__setitem__(where, value), writes=True)
 
     __hash__ = None
 
@@ -183,7 +192,9 @@ def _binary(op, reflected=False):
         if not isinstance(other, (ndarray, numpy.ndarray) + _SCALARS):
             return NotImplemented          # e.g. a tinycnn Tensor: let its reflected operator run
         other = operand(other, op.__name__)
-        return wrap(op(other, self._array) if reflected else op(self._array, other))
+        _launches.add("array_ops")
+        return wrap(_launches.device_op(lambda: op(other, self._array) if reflected else op(self._array, other),
+                                        writes=False))
     return method
 
 
@@ -191,13 +202,18 @@ def _in_place(op):
     def method(self, other):
         if not isinstance(other, (ndarray, numpy.ndarray) + _SCALARS):
             return NotImplemented
-        op(self._array, operand(other, op.__name__))     # NumPy's in-place operator writes through
+        _launches.add("array_ops")
+        other = operand(other, op.__name__)
+        _launches.device_op(lambda: op(self._array, other), writes=True)     # NumPy's operator writes through
         return self
     return method
 
 
 def _unary(op):
-    return lambda self: wrap(op(self._array))
+    def method(self):
+        _launches.add("array_ops")
+        return wrap(_launches.device_op(lambda: op(self._array), writes=False))
+    return method
 
 
 for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor",

@@ -12,7 +12,7 @@ import functools
 
 import numpy
 
-from . import _transfer
+from . import _launches, _transfer
 from ._array import garbage, ndarray, operand, unwrap, wrap
 
 _ELEMENTWISE = {"where", "clip"}
@@ -38,9 +38,20 @@ def device_function(function):
             _check_operands(arg, f"cupy.{name}")
         if kwargs.get("out") is not None:
             _check_operands(kwargs["out"], f"cupy.{name}")
-        return wrap(function(*unwrap(args), **unwrap(kwargs)))
+        if name not in _launches.NO_KERNEL and not _already_contiguous(name, args):
+            _launches.add("array_ops")
+        out = kwargs.get("out")
+        value = _launches.device_op(lambda: function(*unwrap(args), **unwrap(kwargs)), writes=out is not None)
+        if value is None and out is not None:     # a write recorded by a capture: its result is out
+            value = out[0] if isinstance(out, tuple) and len(out) == 1 else out
+        return wrap(value)
 
     return on_device
+
+
+def _already_contiguous(name, args):
+    """CuPy's ascontiguousarray returns a C-contiguous array itself, launching nothing."""
+    return name == "ascontiguousarray" and isinstance(args[0], ndarray) and args[0]._array.flags.c_contiguous
 
 
 def asarray(a, dtype=None, order=None):

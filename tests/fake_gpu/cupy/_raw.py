@@ -14,6 +14,7 @@ import tempfile
 
 import numpy
 
+from . import _launches
 from ._array import ndarray
 
 TESTS = pathlib.Path(__file__).resolve().parents[2]
@@ -69,7 +70,8 @@ class RawKernel:
             raise ValueError(f"{self.name}: tinycnn's kernels use no shared memory, got shared_mem={shared_mem}")
         if isinstance(args, tuple):
             args = tuple(self._argument(a) for a in args)
-        self._kernel(grid, block, args)
+        _launches.add("raw_kernels")
+        _launches.device_op(lambda: self._kernel(grid, block, args), writes=True)
 
     def _argument(self, value):
         if isinstance(value, ndarray):

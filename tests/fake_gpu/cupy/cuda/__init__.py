@@ -1,5 +1,7 @@
 """cupy.cuda of the stand-in: one device (id 0), device pointers, streams and events (cupy.cuda.nccl: nccl.py)."""
-from .. import _transfer
+import contextlib
+
+from .. import _launches, _transfer
 from . import runtime
 
 
@@ -57,6 +59,50 @@ class Stream:
     def wait_event(self, event):
         if not isinstance(event, Event):
             raise TypeError(f"Stream.wait_event: expected a cupy.cuda.Event, got {type(event).__name__}")
+
+
+    def begin_capture(self, mode=None):
+        """Start capturing this stream's work into a graph (see cupy/_launches.py for what the
+        stand-in records); the work does not run until the graph is launched."""
+        _launches.begin_capture()
+
+    def end_capture(self):
+        return Graph(_launches.end_capture())
+
+    def is_capturing(self):
+        return _launches.capturing()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+
+class Graph:
+    """A captured graph: ``launch()`` runs its work again, in order, as one launch."""
+
+    def __init__(self, records):
+        self._records = records
+
+    def launch(self, stream=None):
+        _launches.replay(self._records)
+
+
+class MemoryPool:
+    """A device memory pool (the stand-in's arrays are NumPy's; the pool only gives them out)."""
+
+    def malloc(self, size):
+        return size
+
+    def used_bytes(self):
+        return 0
+
+
+@contextlib.contextmanager
+def using_allocator(allocator=None):
+    """Allocate from ``allocator`` inside the block (cupy.cuda.using_allocator)."""
+    yield
 
 
 Stream.null = Stream(null=True)
