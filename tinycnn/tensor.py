@@ -1,9 +1,12 @@
-"""Tensor and the define-by-run graph.
+"""Tensor: an array that remembers how it was computed.
 
-A ``Function`` computes on raw arrays (``forward``/``backward``); calling it on
-Tensors records the graph. ``Tensor.backward()`` walks that graph in reverse
-topological order with a heap keyed by generation number (no recursion, so a
-chain of 5,000 ops is fine) and accumulates gradients into the leaves' ``.grad``.
+A ``Function`` (autograd.py) computes on raw arrays (``forward``/``backward``); calling
+it on Tensors records the graph. ``Tensor.backward()`` hands the graph to the sweep in
+autograd.py, which walks it in reverse topological order and accumulates gradients into
+the leaves' ``.grad``. This file holds the data, the gradient and the graph links, the
+conversions, comparisons, and in-place changes with their version counter; the
+operators and math methods (``x + y``, ``x.sum()``) are calls into functions.math,
+gathered in tensor_ops.py.
 
     >>> import tinycnn
     >>> x = tinycnn.Tensor([1.0, 2.0, 3.0], requires_grad=True)
@@ -12,14 +15,13 @@ chain of 5,000 ops is fine) and accumulates gradients into the leaves' ``.grad``
     >>> x.grad
     array([2., 4., 6.], dtype=float32)
 """
-import heapq
 import numbers
-import weakref
 
 import numpy as np
 
-from .backend import get_array_module, is_cupy_array, to_device, normalize_device, device_of
+from .backend import get_array_module, is_cupy_array, to_device, device_of
 from .grad_mode import no_grad, enable_grad, is_grad_enabled
+from .tensor_ops import TensorOps, _math
 
 __all__ = ["Tensor", "Function", "as_array", "no_grad", "enable_grad", "is_grad_enabled"]
 
@@ -66,11 +68,12 @@ class _HookHandle:
         self._table.pop(self._key, None)
 
 
-class Tensor:
+class Tensor(TensorOps):
     """An n-dimensional array that remembers how it was computed.
 
     ``data`` is a NumPy or CuPy array; ``grad`` is an array of the same shape
-    (filled by ``backward``) or None. Python floats and lists become float32.
+    (filled by ``backward``) or None. Python floats and lists become float32. The
+    operators and math methods (``x @ w``, ``x.reshape(...)``) come from ``TensorOps``.
 
         >>> Tensor([[1.0, 2.0]]).shape
         (1, 2)
@@ -128,10 +131,6 @@ class Tensor:
     @property
     def device(self):
         return device_of(self.data)
-
-    @property
-    def T(self):
-        return self.transpose()
 
     def numel(self):
         return int(self.data.size)
@@ -267,67 +266,6 @@ class Tensor:
     def item(self):
         return self._scalar("item")
 
-    def to(self, target):
-        """Move to a device ("cpu", "cuda") or cast to a dtype; differentiable either way."""
-        from .functions import math
-        if isinstance(target, str) and (target in ("cpu", "gpu") or target.startswith("cuda")):
-            return math.to_device(self, normalize_device(target))
-        return math.cast(self, np.dtype(target))
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self):
-        return self.to("cuda")
-
-    def float(self):
-        from .functions import math
-        return math.cast(self, np.float32)
-
-    def double(self):
-        from .functions import math
-        return math.cast(self, np.float64)
-
-    # ----- operators (defined in functions.math, attached below) --------------
-    def __neg__(self):
-        return _math().neg(self)
-
-    def __add__(self, other):
-        return _math().add(self, other)
-
-    def __radd__(self, other):
-        return _math().add(other, self)
-
-    def __sub__(self, other):
-        return _math().sub(self, other)
-
-    def __rsub__(self, other):
-        return _math().sub(other, self)
-
-    def __mul__(self, other):
-        return _math().mul(self, other)
-
-    def __rmul__(self, other):
-        return _math().mul(other, self)
-
-    def __truediv__(self, other):
-        return _math().div(self, other)
-
-    def __rtruediv__(self, other):
-        return _math().div(other, self)
-
-    def __matmul__(self, other):
-        return _math().matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _math().matmul(other, self)
-
-    def __pow__(self, exponent):
-        return _math().pow(self, exponent)
-
-    def __getitem__(self, index):
-        return _math().getitem(self, index)
-
     # ----- in-place changes (each bumps the version) ------------------------------
     @property
     def _version(self):
@@ -442,49 +380,6 @@ class Tensor:
         return self._compare(other, lambda a, b: a != b)
 
     __hash__ = object.__hash__
-
-    # ----- methods --------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False):
-        return _math().sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return _math().mean(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return _math().max(self, axis, keepdims)
-
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _math().reshape(self, shape)
-
-    def transpose(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return _math().transpose(self, axes or None)
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        """Merge dimensions start_dim..end_dim into one (as torch.flatten)."""
-        ndim = self.ndim
-        start, end = start_dim % max(ndim, 1), end_dim % max(ndim, 1)
-        if ndim == 0:
-            return self.reshape((1,))
-        middle = int(np.prod(self.shape[start:end + 1]))
-        return self.reshape(self.shape[:start] + (middle,) + self.shape[end + 1:])
-
-    def exp(self):
-        return _math().exp(self)
-
-    def log(self):
-        return _math().log(self)
-
-    def sqrt(self):
-        return _math().sqrt(self)
-
-
-def _math():
-    from .functions import math
-    return math
 
 
 def _broadcasts_to(shape, target):
