@@ -1,6 +1,6 @@
 """``fit`` on several processes: every rank runs the same loop on its share of the data.
 
-    mpirun -np 2 python train.py      # train.py calls fit_distributed(...) where it called fit(...)
+    mpirun -np 2 python train.py      # train.py calls fit(..., distributed=True) or fit_distributed(...)
 
 ``fit_distributed`` takes ``fit``'s arguments plus ``backend``, ``sync_batchnorm`` and
 ``bucket_cap_mb``. It joins the job (``tinycnn.distributed.init``), wraps the model in
@@ -31,7 +31,7 @@ from .. import distributed as dist
 from ..io import save
 from ..scratch import keep_freed_memory
 from .checkpoint import capture_rng, from_saved, read_checkpoint
-from .fit import RunningMetrics, Trainer
+from .trainer import RunningMetrics, Trainer
 
 
 class ReducedMetrics(RunningMetrics):
@@ -47,6 +47,7 @@ class ReducedMetrics(RunningMetrics):
 
 class DistributedTrainer(Trainer):
     """Trainer whose metrics, checkpoints and stops are agreed across the ranks (see above)."""
+    metrics_class = ReducedMetrics
 
     def __init__(self, model, *args, **kwargs):
         super().__init__(model, *args, **kwargs)
@@ -54,14 +55,6 @@ class DistributedTrainer(Trainer):
             raise TypeError("DistributedTrainer: wrap the model in tinycnn.distributed.DistributedDataParallel")
         if dist.rank() != 0:
             self.verbose = 0
-
-    @property
-    def _metrics(self):
-        return self.__dict__["_reduced_metrics"]
-
-    @_metrics.setter
-    def _metrics(self, metrics):    # Trainer makes RunningMetrics; their sums become the job's
-        self.__dict__["_reduced_metrics"] = ReducedMetrics(metrics.loss_sum, metrics.correct, metrics.seen)
 
     def run(self):
         # mpirun turns ctrl+c into SIGTERM on every rank: let it ask for the same orderly stop
