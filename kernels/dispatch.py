@@ -80,7 +80,7 @@ def _run(kernel, *args, **kwargs):
 def _check_float(kernel, name, array):
     if not (isinstance(array, np.ndarray) or is_cupy_array(array)):
         raise TypeError(f"{kernel}: {name} must be a NumPy or CuPy array, got {type(array).__name__}")
-    if array.dtype not in (np.float32, np.float64):
+    if array.dtype not in (np.float32, np.float64) and not (array.dtype == np.float16 and is_cupy_array(array)):
         raise TypeError(f"{kernel}: {name} must be float32 or float64, got {array.dtype}")
 
 

@@ -40,7 +40,7 @@ SANITIZE_FLAGS = ("-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=a
 _KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(([^)]*)\)')
 _COOPERATIVE = re.compile(r'tinycnn_cooperative\s+extern\s+"C"\s+__global__\s+void\s+(\w+)')
 _SCALARS = {"int": np.int32, "float": np.float32, "double": np.float64}
-_POINTEES = {"int": np.int32, "float": np.float32, "double": np.float64, "bool": np.bool_}
+_POINTEES = {"int": np.int32, "float": np.float32, "double": np.float64, "bool": np.bool_, "__half": np.float16}
 _MAX_THREADS_PER_BLOCK = 1024
 _MAX_GRID = (2**31 - 1, 65535, 65535)
 _MAX_BLOCK = (1024, 1024, 64)

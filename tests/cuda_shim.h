@@ -58,6 +58,19 @@ inline int max(int a, int b) { return a > b ? a : b; }
 inline float rsqrtf(float v) { return 1.0f / std::sqrt(v); }
 inline double rsqrt(double v) { return 1.0 / std::sqrt(v); }
 
+// CUDA's __half (cuda_fp16.h) on the host: 16 bits of IEEE binary16, converted to and from
+// float with round-to-nearest-even by g++'s _Float16. Kernels do their arithmetic in float
+// (Accumulator<__half> in common.cuh), so only the conversions are needed.
+struct __half {
+    _Float16 value = 0;
+    __half() = default;
+    __half(float v) : value(static_cast<_Float16>(v)) {}
+    __half(double v) : value(static_cast<_Float16>(v)) {}
+    __half(int v) : value(static_cast<_Float16>(v)) {}
+    operator float() const { return static_cast<float>(value); }
+};
+static_assert(sizeof(__half) == 2, "a __half array must have numpy.float16's layout");
+
 inline float __int_as_float(int bits)
 {
     float value;

@@ -114,9 +114,22 @@ def run_everywhere(device, odd_launch, op, *args):
 
 
 def tolerance(dtype, scale=1.0):
-    """Tolerances for comparing with the reference; `scale` grows atol for long sums."""
-    eps = 1e-5 if dtype == np.float32 else 1e-11
+    """Tolerances for comparing with the reference; `scale` grows atol for long sums. float16:
+    the kernel sums in float and rounds once, the reference sums in float32 in another order
+    and rounds once: they may land on neighbouring float16 values, 2**-10 relative apart."""
+    eps = {np.float16: 2.0**-10, np.float32: 1e-5}.get(np.dtype(dtype).type, 1e-11)
     return dict(rtol=eps, atol=eps * scale)
+
+
+def reference_of(function, *args):
+    """The reference kernel on float16 arrays: computed in float32, rounded to float16 at the end."""
+    half = any(isinstance(a, np.ndarray) and a.dtype == np.float16 for a in args)
+    if not half:
+        return function(*args)
+    out = function(*[a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype == np.float16 else a
+                     for a in args])
+    cast = lambda o: o.astype(np.float16) if o.dtype == np.float32 else o
+    return tuple(cast(o) for o in out) if isinstance(out, tuple) else cast(out)
 
 
 def assert_all_close(results, expected, dtype, scale=1.0):
@@ -143,6 +156,7 @@ def random_array(seed, shape, dtype, kind="normal"):
 # drawn configurations
 
 dtypes = st.sampled_from([np.float32, np.float64])
+half_dtypes = st.sampled_from([np.float32, np.float64, np.float16])     # kcuda.HALF_KERNELS
 seeds = st.integers(0, 2**32 - 1)
 odd_launches = st.sampled_from(ODD_LAUNCHES)
 
@@ -209,41 +223,41 @@ def pool_geometries(draw):
 # ---------------------------------------------------------------------------------------------
 # execution: im2col / col2im
 
-@given(g=conv_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches)
+@given(g=conv_geometries(), dtype=half_dtypes, seed=seeds, launch=odd_launches)
 @examples()
 def test_im2col_matches_reference(device, g, dtype, seed, launch):
     x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
     args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w, g.oh, g.ow)
     results = run_everywhere(device, launch, kcuda.im2col, x, *args)
-    assert_all_close(results, reference.im2col(x, *args), dtype)
+    assert_all_close(results, reference_of(reference.im2col, x, *args), dtype)
 
 
-@given(g=conv_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches)
+@given(g=conv_geometries(), dtype=half_dtypes, seed=seeds, launch=odd_launches)
 @examples()
 def test_col2im_matches_reference(device, g, dtype, seed, launch):
     col = random_array(seed, (g.n, g.c, g.kh, g.kw, g.oh, g.ow), dtype)
     args = (g.h, g.w, g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w)
     results = run_everywhere(device, launch, kcuda.col2im, col, *args)
-    assert_all_close(results, reference.col2im(col, *args), dtype)
+    assert_all_close(results, reference_of(reference.col2im, col, *args), dtype)
 
 
 # ---------------------------------------------------------------------------------------------
 # execution: pooling
 
-@given(g=pool_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches,
+@given(g=pool_geometries(), dtype=half_dtypes, seed=seeds, launch=odd_launches,
        kind=st.sampled_from(["ties", "normal", "nan", "-inf"]))
 @examples(2 * EXAMPLES)
 def test_max_pool2d_forward_matches_reference(device, g, dtype, seed, launch, kind):
     x = random_array(seed, (g.n, g.c, g.h, g.w), dtype, kind)
     args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.oh, g.ow)
-    y, argmax = reference.max_pool2d_forward(x, *args)
+    y, argmax = reference_of(reference.max_pool2d_forward, x, *args)
     for got_y, got_argmax in run_everywhere(device, launch, kcuda.max_pool2d_forward, x, *args):
         np.testing.assert_array_equal(got_y, y)                 # a max is exact; NaN == NaN here
         assert got_argmax.dtype == np.int32
         np.testing.assert_array_equal(got_argmax, argmax)       # first maximum, first NaN
 
 
-@given(g=pool_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches)
+@given(g=pool_geometries(), dtype=half_dtypes, seed=seeds, launch=odd_launches)
 @examples()
 def test_max_pool2d_backward_matches_reference(device, g, dtype, seed, launch):
     x = random_array(seed, (g.n, g.c, g.h, g.w), dtype, "ties")
@@ -251,27 +265,27 @@ def test_max_pool2d_backward_matches_reference(device, g, dtype, seed, launch):
     gy = random_array(seed + 1, (g.n, g.c, g.oh, g.ow), dtype)
     args = (g.h, g.w, g.kh, g.kw, g.sy, g.sx, g.py, g.px)
     results = run_everywhere(device, launch, kcuda.max_pool2d_backward, gy, argmax, *args)
-    assert_all_close(results, reference.max_pool2d_backward(gy, argmax, *args), dtype)
+    assert_all_close(results, reference_of(reference.max_pool2d_backward, gy, argmax, *args), dtype)
 
 
-@given(g=pool_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches,
+@given(g=pool_geometries(), dtype=half_dtypes, seed=seeds, launch=odd_launches,
        count_include_pad=st.booleans())
 @examples()
 def test_avg_pool2d_forward_matches_reference(device, g, dtype, seed, launch, count_include_pad):
     x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
     args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.oh, g.ow, count_include_pad)
     results = run_everywhere(device, launch, kcuda.avg_pool2d_forward, x, *args)
-    assert_all_close(results, reference.avg_pool2d_forward(x, *args), dtype)
+    assert_all_close(results, reference_of(reference.avg_pool2d_forward, x, *args), dtype)
 
 
-@given(g=pool_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches,
+@given(g=pool_geometries(), dtype=half_dtypes, seed=seeds, launch=odd_launches,
        count_include_pad=st.booleans())
 @examples()
 def test_avg_pool2d_backward_matches_reference(device, g, dtype, seed, launch, count_include_pad):
     gy = random_array(seed, (g.n, g.c, g.oh, g.ow), dtype)
     args = (g.h, g.w, g.kh, g.kw, g.sy, g.sx, g.py, g.px, count_include_pad)
     results = run_everywhere(device, launch, kcuda.avg_pool2d_backward, gy, *args)
-    assert_all_close(results, reference.avg_pool2d_backward(gy, *args), dtype)
+    assert_all_close(results, reference_of(reference.avg_pool2d_backward, gy, *args), dtype)
 
 
 def test_max_pool2d_keeps_the_first_of_tied_maxima_and_the_first_nan(device):
@@ -398,7 +412,7 @@ def test_depthwise_conv2d_backward_weight_matches_reference(device, case, launch
 shapes = st.sampled_from([(1, 1), (2, 3), (2, 6, 1, 1), (3, 4, 2, 5), (1, 12, 3, 3)])
 
 
-@given(shape=shapes, p=st.sampled_from([0.0, 0.3, 0.9]), dtype=dtypes, seed=seeds,
+@given(shape=shapes, p=st.sampled_from([0.0, 0.3, 0.9]), dtype=half_dtypes, seed=seeds,
        launch=odd_launches)
 @examples()
 def test_dropout_apply_is_x_times_mask_times_scale(device, shape, p, dtype, seed, launch):
@@ -406,7 +420,10 @@ def test_dropout_apply_is_x_times_mask_times_scale(device, shape, p, dtype, seed
     mask = np.random.default_rng(seed).random(shape) >= p
     scale = 1 / (1 - p)
     results = run_everywhere(device, launch, kcuda.dropout_apply, x, mask, scale)
-    assert_all_close(results, x * mask * dtype(scale), dtype)
+    # float16: the kernel multiplies in float (the scale a float32), then rounds once
+    expected = (x.astype(np.float32) * mask * np.float32(scale)).astype(dtype) if dtype == np.float16 else \
+        x * mask * dtype(scale)
+    assert_all_close(results, expected, dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,6 +438,18 @@ def test_loader_passes_sizes_as_int32_and_scalars_in_the_array_dtype():
     assert type(kcuda._kernel_args("op", np.dtype(np.float64), (0.5,))[0]) is np.float64
     with pytest.raises(ValueError, match="im2col: size 2147483648 does not fit"):
         kcuda._kernel_args("im2col", np.dtype(np.float32), (2**31,))
+
+
+def test_loader_passes_float_scalars_of_half_kernels_as_float32():
+    converted = kcuda._kernel_args("dropout_apply", np.dtype(np.float16), (np.zeros(2, np.float16), 0.5))
+    assert type(converted[1]) is np.float32
+
+
+def test_loader_refuses_float16_for_kernels_without_a_half_variant(device):
+    x = device.put(np.zeros((1, 2, 3), np.float16))
+    with pytest.raises(TypeError, match="lrn_forward: has no float16 kernel"):
+        kcuda.lrn_forward(x, 3, 1e-4, 0.75, 2.0)
+    assert "lrn_forward_f16" not in kernel_names() and "im2col_f16" in kernel_names()
 
 
 def test_loader_refuses_arrays_of_the_wrong_type_or_shape(device):

@@ -3,7 +3,8 @@ col2im, depthwise convolution, pooling, LRN, BatchNorm, dropout), same signature
 layouts (im2row, Winograd) have none: the GPU convolution multiplies im2col columns with cuBLAS.
 
 The CUDA C lives in the *.cu files beside this one; each kernel exists as NAME_f32 and
-NAME_f64. All of them are compiled together by NVRTC into one ``cupy.RawModule`` on the first
+NAME_f64, and those mixed precision runs on float16 arrays (``HALF_KERNELS``) as NAME_f16
+too. All of them are compiled together by NVRTC into one ``cupy.RawModule`` on the first
 call (CuPy keeps the compiled cubin in its on-disk cache), and each function here allocates
 its output, then launches one kernel with one thread per output element.
 
@@ -45,7 +46,11 @@ NVRTC_OPTIONS = ("--std=c++17",)
 _BLOCK_SIZE = 256       # threads per block
 _MAX_BLOCKS = 4096      # grid size cap; the kernels' grid-stride loops cover the rest
 _INT32_MAX = 2**31 - 1
-_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(np.float16): "f16"}
+# The kernels with a float16 variant: those that mixed precision (tinycnn.amp) runs on float16
+# arrays; they compute in float and round once when they store.
+HALF_KERNELS = frozenset({"im2col", "im2col_by_channel", "col2im", "max_pool2d_forward", "max_pool2d_backward",
+                          "avg_pool2d_forward", "avg_pool2d_backward", "dropout_apply"})
 
 _cupy = None            # the cupy module, imported on first use
 _module = None          # cupy.RawModule holding every kernel, compiled on first use
@@ -100,20 +105,22 @@ def _int32(value, op):
 
 
 def _kernel_args(op, dtype, args):
-    """Arrays pass through; Python ints become int32, Python floats become `dtype` scalars."""
+    """Arrays pass through; Python ints become int32, Python floats become `dtype` scalars
+    (float32 for float16 arrays: the half kernels take their scalars as float)."""
+    scalar = np.float32 if dtype == np.float16 else dtype.type
     converted = []
     for arg in args:
         if isinstance(arg, (bool, int, np.integer)):
             converted.append(_int32(int(arg), op))
         elif isinstance(arg, float):
-            converted.append(dtype.type(arg))
+            converted.append(scalar(arg))
         else:
             converted.append(arg)
     return tuple(converted)
 
 
 def _launch(op, work_items, *args):
-    """Run kernel `op`_f32/_f64 (the dtype of the first argument, an array) with one thread per
+    """Run kernel `op`_f32/_f64/_f16 (the dtype of the first argument, an array) with one thread per
     work item; when the grid is capped, the kernels' grid-stride loops cover the rest."""
     if work_items == 0:
         return
@@ -128,6 +135,9 @@ def _inputs(op, first, *others):
     cupy = _require_cupy()
     if np.dtype(first.dtype) not in _SUFFIX:
         raise TypeError(f"{op}: expected a float32 or float64 array, got {first.dtype}")
+    if first.dtype == np.float16 and op not in HALF_KERNELS:
+        raise TypeError(f"{op}: has no float16 kernel (those are {', '.join(sorted(HALF_KERNELS))}); "
+                        "expected a float32 or float64 array, got float16")
     for other in others:
         if other.dtype != first.dtype:
             raise TypeError(f"{op}: all arrays must be {first.dtype}, got one of {other.dtype}")
@@ -165,16 +175,6 @@ def col2im(col, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
     return x
 
 
-def max_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow):
-    """Max over each window -> (y, argmax int32 = iy*W + ix of the first maximum)."""
-    x = _inputs("max_pool2d_forward", x)
-    n, c, h, w = x.shape
-    y = _empty((n, c, oh, ow), x)
-    argmax = _cupy.empty((n, c, oh, ow), dtype=np.int32)
-    _launch("max_pool2d_forward", y.size, x, y, argmax, n * c, h, w, kh, kw, sy, sx, py, px,
-            oh, ow)
-    return y, argmax
-
 def im2col_by_channel(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None):
     """x (N, C, H, W) -> col (C, kh, kw, N, oh, ow): im2col with the batch inside each row, the
     weight gradient's one-GEMM layout. ``out``, if given, is the (C-contiguous) array to fill."""
@@ -184,6 +184,16 @@ def im2col_by_channel(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None)
     _launch("im2col_by_channel", col.size, x, col, n, c, h, w, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     return col
 
+
+def max_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow):
+    """Max over each window -> (y, argmax int32 = iy*W + ix of the first maximum)."""
+    x = _inputs("max_pool2d_forward", x)
+    n, c, h, w = x.shape
+    y = _empty((n, c, oh, ow), x)
+    argmax = _cupy.empty((n, c, oh, ow), dtype=np.int32)
+    _launch("max_pool2d_forward", y.size, x, y, argmax, n * c, h, w, kh, kw, sy, sx, py, px,
+            oh, ow)
+    return y, argmax
 
 
 def max_pool2d_backward(gy, argmax, h, w, kh, kw, sy, sx, py, px):

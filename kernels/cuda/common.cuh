@@ -29,6 +29,23 @@
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;   \
          i < (total); i += (long long)blockDim.x * gridDim.x)
 
+// float16 (mixed precision): a kernel instantiated for __half (cuda_fp16.h on the GPU,
+// tests/cuda_shim.h on the host) loads each value as Accumulator<T>::type, float, computes
+// and sums in float, and rounds once when it stores; float and double compute in themselves.
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#include <cuda_fp16.h>
+#endif
+
+template <typename T>
+struct Accumulator {
+    using type = T;
+};
+
+template <>
+struct Accumulator<__half> {
+    using type = float;
+};
+
 // Output position whose window tap lands on an input position: a tap at
 // input = out * stride - pad + tap_index * dilation  means  offset = input + pad - tap * dilation
 // must be a non-negative multiple of `stride` with offset / stride < out_size.

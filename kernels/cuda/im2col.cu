@@ -39,7 +39,8 @@ __device__ void col2im(const T* col, T* x, int planes, int h, int w, int kh, int
         const int ix = (int)(index % w);
         const int iy = (int)(index / w % h);
         const long long plane = index / w / h;
-        T sum = 0;
+        using Acc = typename Accumulator<T>::type;
+        Acc sum = 0;
         for (int i = 0; i < kh; ++i) {
             const int oy = output_of_tap(iy + py - i * dil_h, sy, oh);
             if (oy < 0) {
@@ -48,15 +49,15 @@ __device__ void col2im(const T* col, T* x, int planes, int h, int w, int kh, int
             for (int j = 0; j < kw; ++j) {
                 const int ox = output_of_tap(ix + px - j * dil_w, sx, ow);
                 if (ox >= 0) {
-                    sum += col[(((plane * kh + i) * kw + j) * oh + oy) * ow + ox];
+                    sum += Acc(col[(((plane * kh + i) * kw + j) * oh + oy) * ow + ox]);
                 }
             }
         }
-        x[index] = sum;
+        x[index] = T(sum);
     }
 }
 
-// The extern "C" kernels the loader looks up: NAME_f32 and NAME_f64.
+// The extern "C" kernels the loader looks up: NAME_f32, NAME_f64 and NAME_f16.
 #define IM2COL_KERNELS(T, SUFFIX)                                                          \
     extern "C" __global__ void im2col_##SUFFIX(                                            \
         const T* x, T* col, int planes, int h, int w, int kh, int kw,                      \
@@ -73,3 +74,4 @@ __device__ void col2im(const T* col, T* x, int planes, int h, int w, int kh, int
 
 IM2COL_KERNELS(float, f32)
 IM2COL_KERNELS(double, f64)
+IM2COL_KERNELS(__half, f16)

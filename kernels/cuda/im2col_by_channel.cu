@@ -31,7 +31,7 @@ __device__ void im2col_by_channel(const T* x, T* col, int n, int c, int h, int w
     }
 }
 
-// The extern "C" kernels the loader looks up: NAME_f32 and NAME_f64.
+// The extern "C" kernels the loader looks up: NAME_f32, NAME_f64 and NAME_f16.
 #define IM2COL_BY_CHANNEL_KERNELS(T, SUFFIX)                                                     \
     extern "C" __global__ void im2col_by_channel_##SUFFIX(                                       \
         const T* x, T* col, int n, int c, int h, int w, int kh, int kw, int sy, int sx, int py,  \
@@ -42,3 +42,4 @@ __device__ void im2col_by_channel(const T* x, T* col, int n, int c, int h, int w
 
 IM2COL_BY_CHANNEL_KERNELS(float, f32)
 IM2COL_BY_CHANNEL_KERNELS(double, f64)
+IM2COL_BY_CHANNEL_KERNELS(__half, f16)

@@ -17,12 +17,13 @@ __device__ void max_pool2d_forward(const T* x, T* y, int* argmax, int planes, in
         const int ox = (int)(index % ow);
         const int oy = (int)(index / ow % oh);
         const T* plane = x + index / ow / oh * h * w;
-        T best = 0;
+        using Acc = typename Accumulator<T>::type;
+        Acc best = 0;
         int best_at = -1;
         bool found_nan = false;
         for (int iy = max(oy * sy - py, 0); iy < min(oy * sy - py + kh, h) && !found_nan; ++iy) {
             for (int ix = max(ox * sx - px, 0); ix < min(ox * sx - px + kw, w); ++ix) {
-                const T value = plane[iy * w + ix];
+                const Acc value = Acc(plane[iy * w + ix]);
                 if (best_at < 0 || value > best || isnan(value)) {
                     best = value;
                     best_at = iy * w + ix;
@@ -33,7 +34,7 @@ __device__ void max_pool2d_forward(const T* x, T* y, int* argmax, int planes, in
                 }
             }
         }
-        y[index] = best;
+        y[index] = T(best);
         argmax[index] = best_at;
     }
 }
@@ -51,16 +52,17 @@ __device__ void max_pool2d_backward(const T* gy, const int* argmax, T* gx, int p
         const long long plane_start = index / w / h * oh * ow;
         const int oy_end = end_of_windows_containing(iy, sy, py, oh);
         const int ox_end = end_of_windows_containing(ix, sx, px, ow);
-        T sum = 0;
+        using Acc = typename Accumulator<T>::type;
+        Acc sum = 0;
         for (int oy = first_window_containing(iy, kh, sy, py); oy < oy_end; ++oy) {
             for (int ox = first_window_containing(ix, kw, sx, px); ox < ox_end; ++ox) {
                 const long long out = plane_start + oy * ow + ox;
                 if (argmax[out] == iy * w + ix) {
-                    sum += gy[out];
+                    sum += Acc(gy[out]);
                 }
             }
         }
-        gx[index] = sum;
+        gx[index] = T(sum);
     }
 }
 
@@ -90,13 +92,14 @@ __device__ void avg_pool2d_forward(const T* x, T* y, int planes, int h, int w, i
         const T* plane = x + index / ow / oh * h * w;
         const int ys = oy * sy - py;
         const int xs = ox * sx - px;
-        T sum = 0;
+        using Acc = typename Accumulator<T>::type;
+        Acc sum = 0;
         for (int iy = max(ys, 0); iy < min(ys + kh, h); ++iy) {
             for (int ix = max(xs, 0); ix < min(xs + kw, w); ++ix) {
-                sum += plane[iy * w + ix];
+                sum += Acc(plane[iy * w + ix]);
             }
         }
-        y[index] = sum / T(avg_pool_divisor(ys, xs, h, w, kh, kw, py, px, count_include_pad));
+        y[index] = T(sum / Acc(avg_pool_divisor(ys, xs, h, w, kh, kw, py, px, count_include_pad)));
     }
 }
 
@@ -113,19 +116,20 @@ __device__ void avg_pool2d_backward(const T* gy, T* gx, int planes, int h, int w
         const T* gy_plane = gy + index / w / h * oh * ow;
         const int oy_end = end_of_windows_containing(iy, sy, py, oh);
         const int ox_end = end_of_windows_containing(ix, sx, px, ow);
-        T sum = 0;
+        using Acc = typename Accumulator<T>::type;
+        Acc sum = 0;
         for (int oy = first_window_containing(iy, kh, sy, py); oy < oy_end; ++oy) {
             for (int ox = first_window_containing(ix, kw, sx, px); ox < ox_end; ++ox) {
                 const int divisor = avg_pool_divisor(oy * sy - py, ox * sx - px, h, w, kh, kw,
                                                      py, px, count_include_pad);
-                sum += gy_plane[oy * ow + ox] / T(divisor);
+                sum += Acc(gy_plane[oy * ow + ox]) / Acc(divisor);
             }
         }
-        gx[index] = sum;
+        gx[index] = T(sum);
     }
 }
 
-// The extern "C" kernels the loader looks up: NAME_f32 and NAME_f64.
+// The extern "C" kernels the loader looks up: NAME_f32, NAME_f64 and NAME_f16.
 #define POOL_KERNELS(T, SUFFIX)                                                            \
     extern "C" __global__ void max_pool2d_forward_##SUFFIX(                                \
         const T* x, T* y, int* argmax, int planes, int h, int w, int kh, int kw,           \
@@ -156,3 +160,4 @@ __device__ void avg_pool2d_backward(const T* gy, T* gx, int planes, int h, int w
 
 POOL_KERNELS(float, f32)
 POOL_KERNELS(double, f64)
+POOL_KERNELS(__half, f16)
