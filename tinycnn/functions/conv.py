@@ -41,13 +41,13 @@ import warnings
 
 import numpy as np
 
-from .. import kernels, parallel
+from .. import amp, kernels, parallel
 from ..backend import device_of, get_array_module
 from ..config import WorkspaceWarning, get_workspace_limit
 from ..scratch import scratch
 from ..tensor import Function, Tensor
 from .array import pad as pad_tensor
-from .validate import integer, out_size, pair, require_float, require_ndim, require_same_dtype
+from .validate import integer, is_int, out_size, pair, require_float, require_ndim, require_same_dtype
 
 CPU_CHUNK_BYTES = 4 * 2**20          # workspace per chunk on the CPU: stays in the L3 cache
 WINOGRAD_CHUNK_BYTES = 2 * 2**20     # Winograd's 36 short GEMMs run from the L2 cache
@@ -264,6 +264,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo
     """
     op = "conv2d"
     x = x if isinstance(x, Tensor) else Tensor(x)
+    if amp.is_autocast_enabled():   # on the GPU: a GEMM in float16, a depthwise convolution in float32
+        depthwise = is_int(groups) and groups > 1 and x.ndim == 4 and groups == x.shape[1]
+        x, weight, bias = (amp.float32_operands if depthwise else amp.gemm_operands)(x, weight, bias)
     require_float(op, x, weight, bias)
     require_same_dtype(op, x, weight, bias)
     require_ndim(op, x, 4, "(N, C, H, W)")

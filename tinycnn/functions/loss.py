@@ -7,6 +7,7 @@
 """
 import numpy as np
 
+from .. import amp
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
 from .activation import log_softmax_array
@@ -49,6 +50,8 @@ def softmax_cross_entropy(logits, labels, label_smoothing=0.0, reduction="mean")
     """
     op = "softmax_cross_entropy"
     require_float(op, logits)
+    if amp.is_autocast_enabled():       # float16 logits: the softmax and its sums run in float32
+        logits = amp.float32_input(logits)
     if logits.ndim != 2:
         raise ValueError(f"{op}: expected logits of shape (N, K), got {tuple(logits.shape)}")
     if reduction not in ("mean", "sum", "none"):

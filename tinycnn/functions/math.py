@@ -11,6 +11,7 @@ Broadcasting ops reduce their gradient back to each input's shape with
 """
 import numpy as np
 
+from .. import amp
 from ..backend import get_array_module, to_device as _move
 from ..tensor import Function, Tensor, as_array
 from .validate import require_float
@@ -375,7 +376,7 @@ def matmul(a, b):
         raise ValueError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and {b.shape}")
     if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
         raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}")
-    return MatMul()(a, b)
+    return MatMul()(*amp.gemm_operands(a, b))
 
 
 def sum(x, axis=None, keepdims=False):
@@ -436,6 +437,7 @@ def linear(x, weight, bias=None):
                          f"{weight.shape[1]} (weight shape {weight.shape})")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    x, weight, bias = amp.gemm_operands(x, weight, bias)    # float16 under amp.autocast on the GPU
     if bias is None:
         return Linear()(x, weight)
     return Linear()(x, weight, bias)

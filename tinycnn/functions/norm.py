@@ -9,7 +9,7 @@
 """
 import math
 
-from .. import kernels
+from .. import amp, kernels
 from ..backend import get_array_module
 from ..tensor import Function, Tensor
 from .validate import integer, real, require_float, require_ndim
@@ -117,6 +117,10 @@ def _batch_norm(op, x, gamma, beta, running_mean, running_var, training, momentu
                 relu_input=False):
     x = x if isinstance(x, Tensor) else Tensor(x)
     require_float(op, x)
+    if x.dtype == amp.HALF and amp.is_autocast_enabled():    # statistics and normalisation in float32
+        y = _batch_norm(op, amp.float32_input(x), gamma, beta, running_mean, running_var, training, momentum,
+                        eps, relu, relu_input)
+        return amp.restore_half(y, x)
     if x.ndim not in (2, 4):
         raise ValueError(f"{op}: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape {tuple(x.shape)}")
     xp = get_array_module(x)

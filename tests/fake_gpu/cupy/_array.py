@@ -12,7 +12,7 @@ import operator
 
 import numpy
 
-from . import _launches, _transfer
+from . import _blas, _launches, _transfer
 
 _IMPLICIT_CONVERSION = ("Implicit conversion to a NumPy array is not allowed. "
                         "Please use `.get()` to construct a NumPy array explicitly.")
@@ -222,6 +222,7 @@ for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul"
     setattr(ndarray, f"__{_name}__", _binary(_op))
     setattr(ndarray, f"__r{_name}__", _binary(_op, reflected=True))
     setattr(ndarray, f"__i{_name}__", _in_place(getattr(operator, f"i{_name}")))
+ndarray.__matmul__, ndarray.__rmatmul__ = _binary(_blas.matmul), _binary(_blas.matmul, reflected=True)
 for _name in ("lt", "le", "gt", "ge", "eq", "ne"):
     setattr(ndarray, f"__{_name}__", _binary(getattr(operator, _name)))
 for _name in ("neg", "pos", "abs", "invert"):

@@ -12,7 +12,7 @@ import functools
 
 import numpy
 
-from . import _launches, _transfer
+from . import _blas, _launches, _transfer
 from ._array import garbage, ndarray, operand, unwrap, wrap
 
 _ELEMENTWISE = {"where", "clip"}
@@ -31,6 +31,7 @@ def device_function(function):
     """`function` (a NumPy function or ufunc) applied to device arrays, giving device arrays."""
     name = function.__name__
     elementwise = isinstance(function, numpy.ufunc) or name in _ELEMENTWISE
+    function = _blas.matmul if function is numpy.matmul else function    # float16 as cuBLAS computes it
 
     @functools.wraps(function)
     def on_device(*args, **kwargs):
