@@ -18,7 +18,7 @@ from PIL import Image
 
 from tinycnn.data import (CIFAR10, CIFAR100, MNIST, ArrayDataset, DataLoader, FashionMNIST, ImageFolder,
                           RandomCrop, TinyImageNet, locate)
-from tinycnn.data import datasets as datasets_module
+from tinycnn.data import official
 from tinycnn.data import storage
 from tinycnn.data.formats import IDX_IMAGES, IDX_LABELS
 
@@ -367,7 +367,7 @@ def test_second_load_uses_the_cache(tmp_path, monkeypatch):
     def no_decoding(*args):
         raise AssertionError("the archive was decoded again")
 
-    monkeypatch.setattr(datasets_module, "read_cifar_members", no_decoding)
+    monkeypatch.setattr(official, "read_cifar_members", no_decoding)
     second = CIFAR10(root=tmp_path)
     np.testing.assert_array_equal(second.images, first.images)
     np.testing.assert_array_equal(second.labels, first.labels)
@@ -494,7 +494,7 @@ def test_tiny_imagenet_train_val_test(tmp_path):
 def test_tiny_imagenet_second_load_is_memory_mapped_from_the_cache(tmp_path, monkeypatch):
     write_tiny_imagenet(tmp_path)
     first = TinyImageNet(root=tmp_path, split="val")
-    monkeypatch.setattr(datasets_module, "read_images", lambda *args, **kwargs: pytest.fail("decoded again"))
+    monkeypatch.setattr(official, "read_images", lambda *args, **kwargs: pytest.fail("decoded again"))
     second = TinyImageNet(root=tmp_path, split="val")
     np.testing.assert_array_equal(second.images, first.images)
     assert isinstance(second.images.base, np.memmap) or isinstance(second.images, np.memmap)

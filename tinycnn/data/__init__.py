@@ -9,8 +9,8 @@
 Layout: images are NCHW uint8 in the datasets, float32 in the batches.
 """
 from .augment import RandomAffine, RandomCrop, RandomHorizontalFlip, RandomTransform
-from .datasets import (CIFAR10, CIFAR100, DATASETS, MNIST, ArrayDataset, FashionMNIST, ImageFolder, TinyImageNet,
-                       locate)
+from .datasets import ArrayDataset, ImageFolder
+from .official import CIFAR10, CIFAR100, DATASETS, MNIST, FashionMNIST, TinyImageNet, locate
 from .loader import DataLoader
 from .storage import Location, download, md5sum, search_locations, verify_md5
 from .transforms import (Compose, MeanSubtract, Standardize, ToFloat, Transform, apply_transform, channel_means,
