@@ -143,7 +143,8 @@ def test_amp_tests_pass_on_the_stand_in():
                             capture_output=True, text=True, cwd=REPOSITORY, env={**os.environ, "PYTHONPATH": path})
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
-    assert re.search(r"^\d+ passed, \d+ deselected in ", output, re.MULTILINE), output[-3000:]
+    # every selected test passed, none skipped (warnings: NumPy's overflow in the overflow tests)
+    assert re.search(r"^\d+ passed, \d+ deselected(, \d+ warnings?)? in ", output, re.MULTILINE), output[-3000:]
 
 
 class DtypesSeen(tinycnn.FunctionHook):
