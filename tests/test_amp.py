@@ -317,3 +317,36 @@ def test_allow_tf32_sets_cupys_float32_compute_type():
         assert linalg.get_compute_type(np.float32) == linalg.COMPUTE_TYPE_DEFAULT
     finally:
         tinycnn.cuda.allow_tf32 = previous
+
+
+# ---------------------------------------------------------------------------------------------
+# fit(..., amp=True)
+
+def _fit(device, use_amp):
+    from tinycnn.data import DataLoader
+    from tinycnn.train import fit
+    tinycnn.manual_seed(0)
+    model = small_net().to(device)
+    images = np.random.default_rng(0).integers(0, 255, (8, 3, 32, 32), dtype=np.uint8)
+    loader = DataLoader((images, np.arange(8) % 10), batch_size=4, device=device, prefetch=False)
+    history = fit(model, loader, optimizer=tinycnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
+                  epochs=1, verbose=0, amp=use_amp)
+    return history, parameters(model)
+
+
+def test_fit_with_amp_on_the_cpu_is_the_same_run():
+    (plain, plain_parameters), (mixed, mixed_parameters) = _fit("cpu", False), _fit("cpu", True)
+    assert mixed["loss"] == plain["loss"]
+    for name, value in plain_parameters.items():
+        np.testing.assert_array_equal(mixed_parameters[name], value, err_msg=name)
+
+
+@pytest.mark.gpu
+@needs_device
+def test_fit_with_amp_trains_under_autocast_on_the_device():
+    with DtypesSeen() as dtypes:
+        history, trained = _fit("cuda", True)
+    assert {"float16"} == dtypes.seen["Linear"] and np.isfinite(history["loss"][0])
+    tinycnn.manual_seed(0)
+    start = parameters(small_net())
+    assert all(not np.array_equal(trained[name], start[name]) for name in start)     # every step was taken

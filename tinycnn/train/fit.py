@@ -27,7 +27,7 @@ from .trainer import (AUX_LOSS_WEIGHT, History, RunningMetrics, Trainer, evaluat
 def fit(model, train_loader, val_loader=None, optimizer=None, loss=None, epochs=1, callbacks=(),
         schedule=None, loss_weights=None, resume=None, lr=None, start_epoch=0, verbose=True,
         preprocessing=None, meta=None, log_every=20, resume_command=None, fuse=True, validation_split=None,
-        cuda_graph=False, distributed=False, backend="mpi", sync_batchnorm=False):
+        cuda_graph=False, distributed=False, backend="mpi", sync_batchnorm=False, amp=False):
     """Train ``model`` on ``train_loader`` until epoch ``epochs``; returns a History.
 
     - ``validation_split=0.1`` holds that fraction of a DataLoader's data out for validation, as
@@ -57,6 +57,9 @@ def fit(model, train_loader, val_loader=None, optimizer=None, loss=None, epochs=
     - ``distributed=True``: data-parallel training on every process of an ``mpirun`` job
       (tinycnn.train.distributed.fit_distributed: ``backend`` "mpi" or "nccl", ``sync_batchnorm``);
       give it a tinycnn.distributed.DistributedDataLoader for training.
+    - ``amp=True``: mixed precision (tinycnn.amp) on the GPU: the forward pass and the loss under
+      ``autocast``, the backward pass and the step through a ``GradScaler`` (its scale starts
+      again at 2**16 on resume); on the CPU it changes nothing.
     - ``preprocessing`` and ``meta`` (dicts) are stored in every checkpoint.
     - ``verbose``: 1 (or True) shows a progress bar per epoch and one line after it,
       2 only the lines, 0 (or False) nothing. The bar reads the metrics every
@@ -73,6 +76,8 @@ def fit(model, train_loader, val_loader=None, optimizer=None, loss=None, epochs=
         if not hasattr(callback, "on_epoch_end"):
             raise TypeError(f"fit: callbacks must be tinycnn.train.Callback objects, got {type(callback).__name__}")
     if distributed:
+        if amp:
+            raise ValueError("fit: distributed=True does not take amp=True yet")
         if cuda_graph or validation_split:
             raise ValueError("fit: distributed=True takes neither cuda_graph nor validation_split "
                              "(give every rank a DistributedDataLoader of the validation data)")
@@ -91,6 +96,8 @@ def fit(model, train_loader, val_loader=None, optimizer=None, loss=None, epochs=
         fuse_layers(model)
     trainer = Trainer(model, optimizer, train_loader, val_loader, loss, schedule, loss_weights, epochs,
                       callbacks, preprocessing, meta, verbose, log_every, resume_command)
+    if amp:
+        trainer.run_step = _mixed_precision_step(trainer)
     if cuda_graph:
         from ..cuda_graph import GraphedStep
         trainer.graphed_step = GraphedStep(trainer.run_step, optimizer)
@@ -105,3 +112,21 @@ def fit(model, train_loader, val_loader=None, optimizer=None, loss=None, epochs=
             optimizer.set_lr(lr)
     keep_freed_memory()      # every step frees and allocates the same arrays again
     return trainer.run()
+
+
+def _mixed_precision_step(trainer):
+    """Trainer.run_step with the forward pass under amp.autocast and a GradScaler's loss scaling."""
+    from ..amp import GradScaler, autocast
+    from ..tensor import Tensor
+    scaler = GradScaler()
+
+    def run_step(images, labels):
+        with autocast():
+            outputs = trainer.model(Tensor(images))
+            loss = trainer.compute_loss(outputs, labels)
+        trainer.optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(trainer.optimizer)
+        scaler.update()
+        return loss.data, main_output(outputs).data
+    return run_step
