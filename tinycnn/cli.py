@@ -9,6 +9,7 @@
     tinycnn train --model resnet18 --dataset folder --data-root flowers --init-from resnet18.pth --freeze layer1
     tinycnn convert resnet18 resnet18-f37072fd.pth resnet18.npz
     tinycnn export runs/minivgg/checkpoints/best.npz minivgg.onnx
+    mpirun -np 2 tinycnn train --model minivgg --dataset fashion-mnist --distributed
 
 A run folder (``--out``) holds ``checkpoints/`` (epoch_5.npz, ..., best.npz,
 last.npz, interrupted.npz after ctrl+c), ``monitor.png`` and ``history.json`` (the
@@ -104,9 +105,31 @@ def command_train(args):
     recipe = Recipe(**train_config(args, checkpoint))     # an unknown model fails here, before any data
     check_device(recipe.device, "--device")
     check_folder(recipe.out, "--out")
+    distributed = distributed_options(args, recipe.device)
     history = run(recipe, resume=args.resume, lr=args.lr if args.resume else None, download=args.download,
-                  resume_command="tinycnn train --resume {path}")
+                  resume_command=resume_hint(distributed), **distributed)
     return INTERRUPTED if history.interrupted else 0
+
+
+def distributed_options(args, device):
+    """run()'s ``distributed``, ``backend`` and ``sync_batchnorm``, or CLIError for flags that do not fit."""
+    if not args.distributed and (args.backend or args.sync_bn):
+        raise CLIError(f"{'--backend' if args.backend else '--sync-bn'} needs --distributed "
+                       "(mpirun -np N tinycnn train ... --distributed)")
+    backend = args.backend or "mpi"
+    if backend == "nccl" and device != "cuda":
+        raise CLIError("--backend nccl runs on GPUs: add --device cuda")
+    return {"distributed": bool(args.distributed), "backend": backend, "sync_batchnorm": bool(args.sync_bn)}
+
+
+def resume_hint(distributed):
+    """The command printed after ctrl+c, with ``{path}``."""
+    if not distributed["distributed"]:
+        return "tinycnn train --resume {path}"
+    processes = os.environ.get("OMPI_COMM_WORLD_SIZE", "N")        # set by Open MPI's mpirun
+    return (f"mpirun -np {processes} tinycnn train --resume {{path}} --distributed"
+            + (" --backend nccl" if distributed["backend"] == "nccl" else "")
+            + (" --sync-bn" if distributed["sync_batchnorm"] else ""))
 
 
 # ----- evaluate, predict, summary, datasets ---------------------------------------------------
@@ -321,6 +344,14 @@ def add_train_arguments(parser):
                              ".h5/.keras (a head for another number of classes is replaced)")
     parser.add_argument("--freeze", nargs="+", action="extend", metavar="PREFIX",
                         help="leave the parameters under these names untrained, e.g. --freeze features")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel on every process of `mpirun -np N tinycnn train ...`; --batch-size "
+                             "stays the whole batch, split across the processes")
+    parser.add_argument("--backend", choices=("mpi", "nccl"),
+                        help="with --distributed: mpi (CPU processes, the default) or nccl (one GPU per process, "
+                             "with --device cuda)")
+    parser.add_argument("--sync-bn", action="store_true",
+                        help="with --distributed: BatchNorm statistics over every process's part of the batch")
 
 
 def main(argv=None):

@@ -104,7 +104,8 @@ class Recipe:
         return cls(**{**known, **({"out": run_folder_of(path)} if path else {})})
 
 
-def run(recipe, resume=None, lr=None, download=False, resume_command=None):
+def run(recipe, resume=None, lr=None, download=False, resume_command=None, distributed=False, backend="mpi",
+        sync_batchnorm=False):
     """Train ``recipe``'s model on its dataset and write its run folder; returns fit's History
     (``history.interrupted`` after ctrl+c, which saves ``checkpoints/interrupted.npz``).
 
@@ -113,6 +114,10 @@ def run(recipe, resume=None, lr=None, download=False, resume_command=None):
     RESUME_CHANGES may differ from the recipe it was trained with. ``lr``: a new learning
     rate from the resumed epoch on. ``download``: fetch a missing official dataset.
     ``resume_command``: the hint printed after ctrl+c, with ``{path}``.
+    ``distributed=True``: data-parallel training on every process of an ``mpirun -np N`` job
+    (``backend`` "mpi" or "nccl", ``sync_batchnorm``: tinycnn.train.distributed). ``batch_size``
+    stays the whole batch, ``batch_size / N`` per process, so N processes train as one would;
+    rank 0 writes the run folder and evaluates the test split.
     Mistakes found before the data is read (an unknown model, a folder that cannot be written,
     a device or a checkpoint that does not fit) raise RecipeError.
     """
@@ -127,6 +132,8 @@ def run(recipe, resume=None, lr=None, download=False, resume_command=None):
     out = recipe.out or os.path.join("runs", f"{recipe.model}_{recipe.dataset}")
     check_device(recipe.device)
     check_folder(out)
+    world = join_job(recipe, backend) if distributed else None
+    lead = world is None or world.rank() == 0       # the process that prints and writes the run folder
     path, checkpoint = None, resume
     if resume is not None and not isinstance(resume, dict):
         path, checkpoint = os.fspath(resume), read_checkpoint(resume)
@@ -146,20 +153,25 @@ def run(recipe, resume=None, lr=None, download=False, resume_command=None):
         load_weights(model, checkpoint, path or "the checkpoint")  # a mismatch is one line here, not in fit
     elif recipe.init_from is not None:
         kind, kept = init_from(model, recipe.init_from, canonical_model_name(recipe.model), recipe.model_options)
-        print(f"Initialised from {recipe.init_from} ({kind})" + (f"; new head: {', '.join(kept)}" if kept else ""))
+        if lead:
+            print(f"Initialised from {recipe.init_from} ({kind})" + (f"; new head: {', '.join(kept)}" if kept else ""))
     if recipe.freeze:
         try:
             frozen = model.freeze(*recipe.freeze)
         except ValueError as error:
             raise RecipeError(str(error)) from None
-        print(f"Frozen: {len(frozen)} parameter arrays under {', '.join(recipe.freeze)}")
+        if lead:
+            print(f"Frozen: {len(frozen)} parameter arrays under {', '.join(recipe.freeze)}")
     model.to(recipe.device)
     preprocessing = preprocessing_of(train_set)
     augment = augmentation(recipe.dataset, image_shape) if recipe.augment else []
-    train_loader = DataLoader(train_set, batch_size=int(recipe.batch_size), shuffle=True, seed=int(recipe.seed),
-                              transform=transform_of(preprocessing, augment), device=recipe.device)
-    val_loader = None if val_set is None else DataLoader(val_set, batch_size=256, transform=transform_of(preprocessing),
-                                                         device=recipe.device)
+    # the same seed on every rank: one shuffled order, each rank its part of every batch
+    loader_class = DataLoader if world is None else world.DistributedDataLoader
+    per_process = int(recipe.batch_size) // (1 if world is None else world.world_size())
+    train_loader = loader_class(train_set, batch_size=per_process, shuffle=True, seed=int(recipe.seed),
+                                transform=transform_of(preprocessing, augment), device=recipe.device)
+    val_loader = None if val_set is None else loader_class(val_set, batch_size=256, device=recipe.device,
+                                                           transform=transform_of(preprocessing))
     test_loader = DataLoader(test_set, batch_size=256, transform=transform_of(preprocessing), device=recipe.device)
     optimizer = make_optimizer(recipe.optimizer, model.parameters(), recipe.lr, recipe.momentum, recipe.nesterov,
                                recipe.weight_decay)
@@ -173,19 +185,41 @@ def run(recipe, resume=None, lr=None, download=False, resume_command=None):
             "config": {**asdict(recipe), "out": out}}
     checkpoints = ModelCheckpoint(os.path.join(out, "checkpoints"), every=int(recipe.checkpoint_every),
                                   save_best="val_loss" if val_loader is not None else None, save_last=True)
-    callbacks = [checkpoints, TrainingMonitor(os.path.join(out, "monitor.png"), os.path.join(out, "history.json")),
-                 CSVLogger(os.path.join(out, "log.csv"))]
-    print(f"Training {recipe.model} on {recipe.dataset} ({len(train_set)} images, validation "
-          f"{len(val_set) if val_set is not None else 0}, test {len(test_set)}) "
-          f"for {recipe.epochs} epochs; run folder {out}", flush=True)
+    callbacks = [checkpoints]       # on every rank: saving is a collective (rank 0 writes)
+    if lead:
+        callbacks += [TrainingMonitor(os.path.join(out, "monitor.png"), os.path.join(out, "history.json")),
+                      CSVLogger(os.path.join(out, "log.csv"))]
+        print(f"Training {recipe.model} on {recipe.dataset} ({len(train_set)} images, validation "
+              f"{len(val_set) if val_set is not None else 0}, test {len(test_set)}) for {recipe.epochs} epochs"
+              + (f" on {world.world_size()} processes" if world is not None else "") + f"; run folder {out}",
+              flush=True)
     history = fit(model, train_loader, val_loader, optimizer=optimizer, epochs=int(recipe.epochs),
                   callbacks=callbacks, schedule=schedule, resume=checkpoint, lr=lr,
                   verbose=1 if recipe.progress else 2, preprocessing=preprocessing, meta=meta,
                   resume_command=resume_command or "run(Recipe.from_checkpoint({path!r}), resume={path!r})",
-                  fuse=True)
-    if not history.interrupted:
+                  fuse=True, distributed=distributed, backend=backend, sync_batchnorm=sync_batchnorm)
+    if not history.interrupted and lead:
         history.test = evaluate_test_split(model, checkpoints, history, test_loader, list(train_set.classes), out)
     return history
+
+
+def join_job(recipe, backend):
+    """``tinycnn.distributed`` once this process joined its mpirun job, or RecipeError (a backend
+    that does not fit the device, no mpi4py, a batch the processes cannot share evenly)."""
+    from .. import distributed as dist
+    if backend not in ("mpi", "nccl"):
+        raise RecipeError(f"the distributed backend must be mpi or nccl, got {backend!r}")
+    if backend == "nccl" and recipe.device != "cuda":
+        raise RecipeError("the nccl backend runs on GPUs: pass device cuda (--device cuda)")
+    try:
+        dist.init(backend)
+    except ImportError as error:
+        raise RecipeError(str(error)) from None
+    processes = dist.world_size()
+    if int(recipe.batch_size) % processes:
+        raise RecipeError(f"batch_size {recipe.batch_size} is the whole batch, split across the {processes} "
+                          f"processes: pick a multiple of {processes}")
+    return dist
 
 
 def evaluate_test_split(model, checkpoints, history, test_loader, classes, out):
