@@ -22,12 +22,23 @@ SAMPLES, BATCH, EPOCHS, SEED = 99, 8, 2, 5      # 99 = 6 global batches of 16 an
 
 
 def fashion_like(count=SAMPLES, seed=0):
-    """28x28 float images in [0, 1]: ten fixed class patterns plus noise (Fashion-MNIST is not installed)."""
+    """28x28 float images in [0, 1]: ten fixed class patterns plus noise."""
     rng = np.random.default_rng(seed)
     patterns = rng.uniform(0, 1, size=(10, 1, 28, 28))
     labels = rng.integers(0, 10, count)
     images = np.clip(patterns[labels] + rng.normal(0, 0.3, size=(count, 1, 28, 28)), 0, 1)
     return images.astype(np.float32), labels
+
+
+def lenet_data(count=SAMPLES):
+    """``(images, labels, source)`` for the LeNet job: a seeded subset of Fashion-MNIST's training
+    images scaled to [0, 1] where the dataset is installed, else ``fashion_like`` (named in source)."""
+    from tinycnn.train import load_split
+    try:
+        subset = load_split("fashion-mnist", "train", limit=count, seed=SEED)
+    except FileNotFoundError:
+        return (*fashion_like(count), "synthetic 28x28 images (Fashion-MNIST is not installed)")
+    return subset.images.astype(np.float32) / 255, subset.labels.astype(np.int64), "a Fashion-MNIST subset"
 
 
 def lenet(rank=0):
@@ -45,7 +56,8 @@ def optimizer(model):
 
 
 def train(out, backend="mpi"):
-    """LeNet (MPI) or a small MLP (NCCL on the stand-in GPU) trained for two epochs."""
+    """LeNet on ``lenet_data`` (MPI) or a small MLP on ``fashion_like`` (NCCL on the stand-in GPU),
+    trained for two epochs."""
     if backend == "nccl":   # the stand-in plays a machine with one GPU per rank
         import cupy
         cupy.cuda.runtime.getDeviceCount = lambda: 2
@@ -56,7 +68,8 @@ def train(out, backend="mpi"):
     starts = []     # buckets under way, and whether the step was done, as each gradient arrives
     for p in net.parameters():
         p.register_post_accumulate_grad_hook(lambda p: starts.append((model._step.started, model._step.done)))
-    loader = dist.DistributedDataLoader(fashion_like(), batch_size=BATCH, shuffle=True, seed=SEED, device=device)
+    images, labels = lenet_data()[:2] if backend == "mpi" else fashion_like()
+    loader = dist.DistributedDataLoader((images, labels), batch_size=BATCH, shuffle=True, seed=SEED, device=device)
     opt = optimizer(net)
     for _ in range(EPOCHS):
         for images, labels in loader:

@@ -66,11 +66,10 @@ def cpu_job(tmp_path_factory):
     return out
 
 
-def train_alone(net, device="cpu"):
+def train_alone(net, data, device="cpu"):
     """What the two ranks do, in one process with the doubled batch."""
     optimizer = worker.optimizer(net)
-    loader = DataLoader(worker.fashion_like(), batch_size=2 * worker.BATCH, shuffle=True, seed=worker.SEED,
-                        device=device)
+    loader = DataLoader(data, batch_size=2 * worker.BATCH, shuffle=True, seed=worker.SEED, device=device)
     for _ in range(worker.EPOCHS):
         for images, labels in loader:
             loss = F.softmax_cross_entropy(net(tinycnn.Tensor(images)), labels)
@@ -80,7 +79,7 @@ def train_alone(net, device="cpu"):
     return {name: tinycnn.backend.to_device(a, "cpu") for name, a in net.state_dict().items()}
 
 
-def assert_trained_alike(got, want, initial):
+def assert_trained_alike(got, want, initial, what=""):
     """Within 1e-4 of how far training moved each tensor (plus float32 eps of its size): the
     ranks sum each half batch's gradient then the halves, one process the whole batch at once,
     so every step's update differs by float32 round-off (~1e-6 of it here, after 14 steps of
@@ -90,18 +89,20 @@ def assert_trained_alike(got, want, initial):
         moved = float(np.abs(value - initial[name]).max())
         assert moved > 0, name
         tolerance = 1e-4 * moved + np.finfo(np.float32).eps * float(np.abs(value).max())
-        np.testing.assert_allclose(got[name], value, rtol=0, atol=tolerance, err_msg=name)
+        np.testing.assert_allclose(got[name], value, rtol=0, atol=tolerance, err_msg=f"{name} {what}")
 
 
 @needs_mpi
 def test_two_ranks_train_lenet_as_one_process_with_the_doubled_batch(cpu_job):
     first, second = ranks(cpu_job, "train_mpi")
+    images, labels, source = worker.lenet_data()
+    print(f"LeNet trained on {source}")
     initial = worker.lenet(0).state_dict()
-    want = train_alone(worker.lenet(0))
+    want = train_alone(worker.lenet(0), (images, labels))
     for name in want:
         # the same reduced sums (a + b == b + a) and the same updates: bit for bit the same weights
-        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
-    assert_trained_alike(first, want, initial)
+        np.testing.assert_array_equal(first[name], second[name], err_msg=f"{name} (on {source})")
+    assert_trained_alike(first, want, initial, f"(on {source})")
     # every sample exactly once per epoch across the two ranks
     for epoch in range(worker.EPOCHS):
         assert sorted(np.concatenate([first["seen"][epoch], second["seen"][epoch]])) == list(range(worker.SAMPLES))
@@ -143,7 +144,7 @@ def test_nccl_path_on_the_stand_in_gpu_trains_as_one_process(tmp_path):
     assert job.returncode == 0, job.stderr
     first, second = ranks(tmp_path, "train_nccl")
     initial = worker.mlp(0).state_dict()
-    want = train_alone(worker.mlp(0))      # on the CPU: the stand-in's arithmetic is NumPy's
+    want = train_alone(worker.mlp(0), worker.fashion_like())      # on the CPU: the stand-in's arithmetic is NumPy's
     for name in want:
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
     assert_trained_alike(first, want, initial)
