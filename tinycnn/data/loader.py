@@ -113,8 +113,9 @@ class DataLoader:
         images = np.ascontiguousarray(images, dtype=np.float32)
         labels = None if self.labels is None else self.labels[index].astype(np.int64)
         if self.device == "cuda":
-            copies = self.__dict__.setdefault("_copies", _CopyStream())
-            return copies.to_gpu(images), None if labels is None else copies.to_gpu(labels)
+            if getattr(self, "_copies", None) is None:
+                self._copies = _CopyStream()
+            return self._copies.to_gpu(images), None if labels is None else self._copies.to_gpu(labels)
         return to_device(images, self.device), None if labels is None else to_device(labels, self.device)
 
 
@@ -133,8 +134,9 @@ class _CopyStream:
     def to_gpu(self, host):
         pinned = self.cupyx.empty_pinned(host.shape, host.dtype)
         pinned[...] = host
-        device = self.cupy.empty(host.shape, host.dtype)
-        device.set(pinned, stream=self.stream)
+        with self.stream:       # from the pool's blocks of this stream: none a kernel may still read
+            device = self.cupy.empty(host.shape, host.dtype)
+            device.set(pinned, stream=self.stream)
         self.pinned.append(pinned)
         return device
 
