@@ -40,9 +40,14 @@ labels = tinycnn.Tensor(rng.integers(0, 10, BATCH)).to("cuda").data
 scaler = amp.GradScaler(init_scale=2.0**8)
 
 def step(use_amp):
+    # float32: a plain step; AMP: autocast and the GradScaler, as fit(..., amp=True) runs it
     optimizer.zero_grad()
     with amp.autocast(use_amp):
         loss = F.softmax_cross_entropy(model(x), labels)
+    if not use_amp:
+        loss.backward()
+        optimizer.step()
+        return
     scaler.scale(loss).backward()
     scaler.step(optimizer)
     scaler.update()

@@ -159,14 +159,12 @@ class GradScaler:
             return
         xp = get_array_module(self._scale)
         inverse = (1 / self._scale.astype(np.float64)).astype(np.float32)
-        found = xp.zeros((), dtype=bool)
-        for param in optimizer.parameters():
-            if param.grad is None:
-                continue
-            grad = param.grad
+        grads = [param.grad for param in optimizer.parameters() if param.grad is not None]
+        for grad in grads:
             grad *= inverse.astype(grad.dtype)
-            found = found | ~xp.isfinite(grad).all()
-        self._found_inf, self._unscaled = found, True
+        # one check over all gradients (3 launches), not one per gradient
+        everything = xp.concatenate([grad.reshape(-1) for grad in grads]) if grads else xp.zeros(0, np.float32)
+        self._found_inf, self._unscaled = ~xp.isfinite(everything).all(), True
 
     def step(self, optimizer):
         """``optimizer.step()`` unless a gradient is inf or NaN, decided on the device."""
