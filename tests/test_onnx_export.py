@@ -287,6 +287,38 @@ def test_export_checkpoint(tmp_path):
         tinycnn.onnx.export_checkpoint(tmp_path / "missing.npz", tmp_path / "x.onnx")
 
 
+def test_export_checkpoint_of_a_converted_torchvision_checkpoint_keeps_std(tmp_path):
+    """A checkpoint laid out as `tinycnn convert` writes it (ImageNet's mean and std): the metadata
+    holds scale, mean and std, and the graph, fed (pixels / 255 - mean) / std built from that
+    metadata, gives the scores tinycnn gives on the same pixels through the checkpoint's own transform."""
+    from tinycnn.data import apply_transform
+    from tinycnn.train.builders import transform_of
+
+    tinycnn.manual_seed(6)
+    model = models.get("minivgg", num_classes=3, input_shape=(3, 8, 8))
+    randomize_batch_norms(model, np.random.default_rng(6))
+    imagenet_mean, imagenet_std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    preprocessing = {"scale": "1/255", "mean": np.array(imagenet_mean, dtype=np.float32),
+                     "std": np.array(imagenet_std, dtype=np.float32)}
+    meta = {"model": "minivgg", "model_options": {}, "input_shape": [3, 8, 8], "classes": ["0", "1", "2"],
+            "source": "torchvision minivgg"}
+    tinycnn.save({"model": model.state_dict(), "meta": meta, "preprocessing": preprocessing}, tmp_path / "tv.npz")
+    tinycnn.onnx.export_checkpoint(tmp_path / "tv.npz", tmp_path / "tv.onnx")
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "tv.onnx")).metadata_props}
+    described = json.loads(props["preprocessing"])
+    assert sorted(described) == ["mean", "scale", "std"] and described["scale"] == "1/255"
+    np.testing.assert_allclose(described["mean"], imagenet_mean, rtol=1e-6)    # stored as float32
+    np.testing.assert_allclose(described["std"], imagenet_std, rtol=1e-6)
+
+    pixels = np.random.default_rng(7).integers(0, 256, size=(2, 3, 8, 8), dtype=np.uint8)
+    channel = (slice(None), None, None)
+    x = ((pixels / 255 - np.array(described["mean"])[channel]) / np.array(described["std"])[channel])
+    (got,) = ort.InferenceSession(str(tmp_path / "tv.onnx")).run(None, {"input": x.astype(np.float32)})
+    with tinycnn.no_grad():
+        expected = model.eval()(tinycnn.Tensor(apply_transform(transform_of(preprocessing), pixels))).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected).max())   # float32 sums
+
+
 # ----- bad input -----------------------------------------------------------------------------------
 class Swish(tinycnn.Function):
     def forward(self, x):

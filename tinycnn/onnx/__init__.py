@@ -106,9 +106,14 @@ def _convert(onnx, model, records, x, outputs, graph_proto):
 def export_checkpoint(checkpoint_path, out_path):
     """Export the model of a ``tinycnn train`` checkpoint, rebuilt as ``tinycnn evaluate`` does.
 
-    The file's metadata holds the model's name, its classes and the preprocessing the input
-    needs (pixels scaled by 1/255, minus the training set's channel means), as JSON text.
-    A missing or damaged checkpoint raises ``tinycnn.cli_setup.CLIError`` naming the file.
+    The graph takes preprocessed images, not pixels: float32 ``"input"`` of shape (N, C, H, W),
+    channels first, (C, H, W) the checkpoint's ``input_shape``, each value
+    ``(pixel * scale - mean[c]) / std[c]`` for a pixel 0..255 of channel c. ``scale`` is 1/255;
+    ``mean`` is the training set's channel means (``tinycnn train``, no ``std``: divide by 1) or
+    ImageNet's with ImageNet's ``std`` (a converted torchvision checkpoint). The file's metadata
+    holds the model's name, its classes and that preprocessing (``scale``, ``mean``, and ``std``
+    where there is one), as JSON text. A missing or damaged checkpoint raises
+    ``tinycnn.cli_setup.CLIError`` naming the file.
     """
     from ..cli_setup import model_from_checkpoint, read_checkpoint_or_fail
 
@@ -117,8 +122,11 @@ def export_checkpoint(checkpoint_path, out_path):
     metadata = {"model": meta["model"], "classes": json.dumps([str(c) for c in classes])}
     preprocessing = checkpoint.get("preprocessing")
     if isinstance(preprocessing, dict) and "mean" in preprocessing:
-        metadata["preprocessing"] = json.dumps({"scale": str(preprocessing.get("scale", "1/255")),
-                                                "mean": np.asarray(preprocessing["mean"]).tolist()})
+        described = {"scale": str(preprocessing.get("scale", "1/255")),
+                     "mean": np.asarray(preprocessing["mean"]).tolist()}
+        if preprocessing.get("std") is not None:
+            described["std"] = np.asarray(preprocessing["std"]).tolist()
+        metadata["preprocessing"] = json.dumps(described)
     return export(model, out_path, tuple(meta["input_shape"]), metadata)
 
 
