@@ -116,5 +116,5 @@ class ImageFolder(ArrayDataset):
         self.filenames = [str(path.relative_to(root)) for path in paths]
 
 
-# The official datasets subclass ArrayDataset; imported last so that both import paths work.
+# official.py builds on ArrayDataset, so it comes last; its datasets stay importable from here too.
 from .official import CIFAR10, CIFAR100, DATASETS, MNIST, FashionMNIST, TinyImageNet, locate  # noqa: E402,F401
