@@ -57,6 +57,23 @@ def im2col_by_channel(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None)
     return out
 
 
+def col2im_by_channel(col, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
+    """col (C, kh, kw, N, oh, ow) -> x (N, C, h, w), the adjoint of im2col_by_channel: each pixel
+    sums the column entries copied from it. On the host it is col2im of the columns transposed."""
+    name = "col2im_by_channel"
+    _check_array(name, "col", col, 6, "(C, kh, kw, N, oh, ow)")
+    h, w = _ints(name, 1, h=h, w=w)
+    c, kh, kw, n, oh, ow = col.shape
+    kh, kw, sy, sx, py, px, dil_h, dil_w = _window_args(name, kh, kw, sy, sx, py, px, dil_h, dil_w)
+    _check_conv_out(name, "h", h, oh, kh, sy, py, dil_h)
+    _check_conv_out(name, "w", w, ow, kw, sx, px, dil_w)
+    _check_out(name, out, col, (n, c, h, w))
+    if is_cupy_array(col):
+        return _run(name, col, h, w, sy, sx, py, px, dil_h, dil_w, out=out)
+    return _run("col2im", np.ascontiguousarray(col.transpose(3, 0, 1, 2, 4, 5)), h, w, sy, sx, py, px, dil_h, dil_w,
+                out=out)
+
+
 def col2im(col, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
     """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w), the adjoint of im2col: each pixel sums
     the column entries that were copied from it. ``out``: an optional C-contiguous array of

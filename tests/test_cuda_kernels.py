@@ -640,6 +640,16 @@ def test_im2col_by_channel_is_im2col_with_the_batch_inside_each_row(device, g, d
         np.testing.assert_array_equal(result, expected)
 
 
+@given(g=conv_geometries(), dtype=dtypes, seed=seeds, launch=odd_launches)
+@examples(EXAMPLES // 2)
+def test_col2im_by_channel_is_col2im_of_the_transposed_columns(device, g, dtype, seed, launch):
+    col = random_array(seed, (g.c, g.kh, g.kw, g.n, g.oh, g.ow), dtype)
+    args = (g.h, g.w, g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w)
+    results = run_everywhere(device, launch, kcuda.col2im_by_channel, col, *args)
+    expected = reference.col2im(np.ascontiguousarray(col.transpose(3, 0, 1, 2, 4, 5)), *args)
+    assert_all_close(results, expected, dtype)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_batch_norm_update_running_is_the_momentum_average(device, dtype):
     rng = np.random.default_rng(3)

@@ -185,6 +185,16 @@ def im2col_by_channel(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None)
     return col
 
 
+def col2im_by_channel(col, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
+    """col (C, kh, kw, N, oh, ow) -> x (N, C, h, w): the adjoint of im2col_by_channel (gathered).
+    ``out``, if given, is the (C-contiguous) array to fill."""
+    col = _inputs("col2im_by_channel", col)
+    c, kh, kw, n, oh, ow = col.shape
+    x = _empty((n, c, h, w), col) if out is None else out
+    _launch("col2im_by_channel", x.size, col, x, n, c, h, w, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
+    return x
+
+
 def max_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow):
     """Max over each window -> (y, argmax int32 = iy*W + ix of the first maximum)."""
     x = _inputs("max_pool2d_forward", x)

@@ -4,8 +4,10 @@ Shapes, with G groups, Cg = C/G input and OCg = OC/G output channels per group,
 K = Cg*KH*KW and L = OH*OW:
     col = im2col(x)            (n, C, KH, KW, OH, OW) viewed as (n, G, K, L)
     y   = W @ col              (n, G, OCg, L) = (G, OCg, K) @ (n, G, K, L), already NCHW
-    gW  = sum_i gy[i] @ col[i].T      (on the GPU one GEMM: gy as (G, OCg, n*L) @ columns (G, K, n*L).T)
+    gW  = sum_i gy[i] @ col[i].T
     gx  = col2im(W.T @ gy)
+On the GPU both gradients are one GEMM per group over the chunk, on columns (G, K, n*L) with the
+batch inside each row (im2col_by_channel / col2im_by_channel) and gy transposed once.
 The columns are built for one chunk of images at a time and rebuilt in backward, not kept.
 A 1x1 stride-1 unpadded convolution needs no columns: x itself is (n, G, Cg, H*W).
 """
@@ -43,12 +45,14 @@ class Conv2dIm2col(Conv2d):
         need_gx, need_gw = self._gradients_needed()
         gy = xp.ascontiguousarray(gy)
         gy_groups = gy.reshape(n, groups, oc // groups, -1)                              # (N, G, OCg, L)
-        w_groups_t = xp.ascontiguousarray(weight.reshape(groups, oc // groups, -1).swapaxes(-1, -2))  # (G, K, OCg)
+        k = weight.size // oc
+        w_groups_t = xp.ascontiguousarray(weight.reshape(groups, oc // groups, k).swapaxes(-1, -2)) \
+            if self.on_cpu else None                                                          # (G, K, OCg)
         gx = xp.empty_like(x) if need_gx else None
 
         def backward_chunks(chunks):
             """Fills gx for these chunks; returns their part of the weight and bias gradients."""
-            gw_shape = (groups, oc // groups, w_groups_t.shape[1])
+            gw_shape = (groups, oc // groups, k)
             # the GPU's first GEMM writes gw without reading it
             gw = (xp.zeros(gw_shape, weight.dtype) if self.on_cpu else xp.empty(gw_shape, weight.dtype)) \
                 if need_gw else None
@@ -60,9 +64,11 @@ class Conv2dIm2col(Conv2d):
                         gb = part
                     else:
                         gb += part
-                if need_gw and not self.on_cpu:
-                    self._add_weight_gradient_gemm(gw, gy[chunk], x[chunk], accumulate=chunk is not chunks[0])
-                elif need_gw:
+                if not self.on_cpu:
+                    self._backward_gemms(gw, gx[chunk] if need_gx else None, gy[chunk], x[chunk],
+                                         accumulate=chunk is not chunks[0])
+                    continue
+                if need_gw:
                     self._add_weight_gradient(gw, gy_groups[chunk], self._columns(x[chunk]))
                 if not need_gx:
                     continue
@@ -106,19 +112,32 @@ class Conv2dIm2col(Conv2d):
         for image in range(col.shape[0]):
             gw += gy[image] @ col[image].swapaxes(-1, -2)
 
-    def _add_weight_gradient_gemm(self, gw, gy, x, accumulate):
-        """GPU: gw[g] (+)= gy_g (OCg, n*L) @ col_g (K, n*L).T, one cuBLAS GEMM per group over the
-        whole chunk: the columns are built with the batch inside each row (im2col_by_channel) and
-        cuBLAS reads col_g transposed in place; only gy (OC x n*L, smaller than the columns) is
-        transposed, and there are no per-image partial gradients."""
+    def _backward_gemms(self, gw, gx, gy, x, accumulate):
+        """GPU: a chunk's weight and input gradients as one cuBLAS GEMM each per group, on columns
+        with the batch inside each row: gy is transposed once to (G, OCg, n*L); gw_g (+)= gy_g @
+        col_g.T with col (G, K, n*L) from im2col_by_channel, read transposed in place; gcol_g =
+        W_g.T @ gy_g, gathered into gx by col2im_by_channel. No per-image partial gradients, no
+        transposed copy of the weights or the columns. ``gw``/``gx`` None: not needed."""
         from cupy import cublas
-        n, groups = x.shape[0], self.groups
-        gy_rows = self.xp.ascontiguousarray(gy.swapaxes(0, 1)).reshape(groups, gw.shape[1], -1)
-        if self._is_pointwise():
-            col_rows = self.xp.ascontiguousarray(x.swapaxes(0, 1)).reshape(groups, gw.shape[2], -1)
-        else:
-            col = self._scratch("conv2d.col_by_channel", (x.shape[1], *self.weight.shape[2:], n, self.oh, self.ow))
-            col_rows = kernels.im2col_by_channel(x, *self._window(), self.oh, self.ow, out=col).reshape(
-                groups, gw.shape[2], -1)
-        for group in range(groups):
-            cublas.gemm("N", "T", gy_rows[group], col_rows[group], out=gw[group], beta=1.0 if accumulate else 0.0)
+        xp, n, groups, pointwise = self.xp, x.shape[0], self.groups, self._is_pointwise()
+        oc, k = self.weight.shape[0], self.weight.size // self.weight.shape[0]
+        gy_rows = xp.ascontiguousarray(gy.swapaxes(0, 1)).reshape(groups, oc // groups, -1)
+        by_channel = (x.shape[1], *self.weight.shape[2:], n, self.oh, self.ow)
+        if gw is not None:
+            if pointwise:
+                col = xp.ascontiguousarray(x.swapaxes(0, 1))
+            else:
+                col = kernels.im2col_by_channel(x, *self._window(), self.oh, self.ow,
+                                                out=self._scratch("conv2d.col_by_channel", by_channel))
+            col_rows = col.reshape(groups, k, -1)
+            for group in range(groups):
+                cublas.gemm("N", "T", gy_rows[group], col_rows[group], out=gw[group], beta=1.0 if accumulate else 0.0)
+        if gx is not None:
+            gcol = self._scratch("conv2d.gcol_by_channel", (x.shape[1], n) + x.shape[2:] if pointwise else by_channel)
+            w_rows, gcol_rows = self.weight.reshape(groups, oc // groups, k), gcol.reshape(groups, k, -1)
+            for group in range(groups):
+                cublas.gemm("T", "N", w_rows[group], gy_rows[group], out=gcol_rows[group])
+            if pointwise:
+                gx[...] = gcol.swapaxes(0, 1)
+            else:
+                kernels.col2im_by_channel(gcol, x.shape[2], x.shape[3], *self._window()[2:], out=gx)
