@@ -207,13 +207,23 @@ def gpu_tests(result, dry_run, out):
     else:
         command += files
     result["command"] = " ".join(command)
-    done = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True)
-    output = done.stdout + done.stderr
-    print(output[-20000:])
-    result["exit"] = done.returncode
-    result["summary_line"] = (output.strip().splitlines() or [""])[-1]
-    if done.returncode != 0:
-        raise RuntimeError(f"pytest exited {done.returncode}: {result['summary_line']}")
+    # streamed to the log line by line, and stopped before the stage's cap, so a slow run
+    # still leaves its progress and this stage's result
+    process = subprocess.Popen(command, cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    deadline = time.perf_counter() + dict(STAGES)["gpu_tests"] - 15
+    lines = []
+    for line in process.stdout:
+        print(line, end="", flush=True)
+        lines.append(line.strip())
+        if time.perf_counter() > deadline:
+            process.kill()
+            lines.append("stopped: the stage's time cap")
+            break
+    result["exit"] = process.wait()
+    result["summary_line"] = next((line for line in reversed(lines) if line), "")
+    if result["exit"] != 0:
+        raise RuntimeError(f"pytest exited {result['exit']}: {result['summary_line']}")
 
 
 # ---------------------------------------------------------------------------------------------
