@@ -21,8 +21,9 @@ one GPU probe). Conventions: NCHW, float32 or float64 (the output keeps the inpu
 integer arguments are Python ints, output sizes (oh, ow) are computed by the caller.
 """
 from . import reference
-from .conv import (col2im, col2im_by_channel, depthwise_conv2d_backward_input, depthwise_conv2d_backward_weight,
-                   depthwise_conv2d_forward, im2col, im2col_by_channel, im2row, row2im, swap_last_axes)
+from .conv import (channel_rows_and_sums, col2im, col2im_by_channel, depthwise_conv2d_backward_input,
+                   depthwise_conv2d_backward_weight, depthwise_conv2d_forward, im2col, im2col_by_channel, im2row,
+                   row2im, swap_last_axes)
 from .device import array_module, gpu_available, gpu_count, is_cupy_array
 from .dispatch import available, cpu, set_default, use
 from .geometry import conv_output_size

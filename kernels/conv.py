@@ -74,6 +74,20 @@ def col2im_by_channel(col, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
                 out=out)
 
 
+def channel_rows_and_sums(gy, with_sums):
+    """gy (N, C, ...) -> (rows, sums): rows (C, N, ...) is gy with its first two axes swapped
+    (C-contiguous: the layout of the GPU convolution's gradient GEMMs), sums (C,) gy summed over
+    every axis but the channels (a convolution's bias gradient), or None without ``with_sums``."""
+    name = "channel_rows_and_sums"
+    _check_float(name, "gy", gy)
+    if gy.ndim < 2:
+        raise ValueError(f"{name}: gy must be (N, C, ...), got shape {gy.shape}")
+    if is_cupy_array(gy):
+        return _run(name, gy, bool(with_sums))
+    rows = np.ascontiguousarray(gy.swapaxes(0, 1))
+    return rows, rows.reshape(rows.shape[0], -1).sum(axis=1) if with_sums else None
+
+
 def col2im(col, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
     """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w), the adjoint of im2col: each pixel sums
     the column entries that were copied from it. ``out``: an optional C-contiguous array of

@@ -308,8 +308,9 @@ class SmallNet(nn.Module):
 
 
 SMALL_NET_KERNELS = {f"{name}_f32" for name in (
-    "im2col", "im2col_by_channel", "col2im_by_channel", "batch_norm_statistics", "batch_norm_relu_normalize",
-    "batch_norm_update_running", "batch_norm_backward_sums", "batch_norm_relu_backward", "lrn_forward", "lrn_backward",
+    "im2col", "im2col_by_channel", "col2im_by_channel", "channel_rows_and_sums", "batch_norm_statistics",
+    "batch_norm_relu_normalize", "batch_norm_update_running", "batch_norm_backward_sums", "batch_norm_relu_backward",
+    "lrn_forward", "lrn_backward",
     "depthwise_conv2d_forward", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight",
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
     "dropout_apply", "sgd_step")}

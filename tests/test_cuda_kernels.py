@@ -651,6 +651,25 @@ def test_col2im_by_channel_is_col2im_of_the_transposed_columns(device, g, dtype,
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 7), (2, 4, 33, 9)])
+def test_channel_rows_and_sums_swaps_batch_and_channels_and_sums_each_channel(device, dtype, shape):
+    gy = random_array(len(shape), shape, dtype)
+    for launch in (DEFAULT_LAUNCH, ONE_THREAD, ODD_LAUNCHES[1]):
+        with launch_shape(*launch):
+            rows, sums = kcuda.channel_rows_and_sums(device.put(gy), True)
+            rows_only, none = kcuda.channel_rows_and_sums(device.put(gy), False)
+        np.testing.assert_array_equal(device.get(rows), gy.swapaxes(0, 1))     # a copy: exact
+        np.testing.assert_array_equal(device.get(rows_only), gy.swapaxes(0, 1))
+        assert none is None
+        # summed in double in a tree order: float32 within its final rounding of the float64 sum;
+        # float64 within m roundings of the values' magnitude (m values per channel, another order)
+        values = gy.astype(np.float64).swapaxes(0, 1).reshape(shape[1], -1)
+        m = values.shape[1]
+        atol = np.finfo(dtype).eps * (1 if dtype == np.float32 else m) * (np.abs(values).sum(axis=1) + 1e-30)
+        np.testing.assert_array_less(np.abs(device.get(sums) - values.sum(axis=1)), atol + 1e-300)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_batch_norm_update_running_is_the_momentum_average(device, dtype):
     rng = np.random.default_rng(3)
     running_mean, running_var, mean, var = rng.random((4, 5)).astype(dtype)

@@ -195,6 +195,11 @@ def col2im_by_channel(col, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
     return x
 
 
+def channel_rows_and_sums(gy, with_sums):
+    """gy (N, C, ...) -> (gy with N and C swapped, C-contiguous; its sums per channel or None)."""
+    return batch_norm.channel_rows_and_sums(gy, with_sums)
+
+
 def max_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow):
     """Max over each window -> (y, argmax int32 = iy*W + ix of the first maximum)."""
     x = _inputs("max_pool2d_forward", x)

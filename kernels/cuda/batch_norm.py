@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import cuda as package     # looked up at each call: tests swap its kernels and array module
 
-_REDUCE_THREADS = 256       # REDUCE_THREADS of norm_fused.cu: the reductions' __shared__ arrays
+_REDUCE_THREADS = 256       # REDUCE_THREADS of common.cuh: the reductions' __shared__ arrays
 _VALUES_PER_THREAD = 8      # a reduction block gets about this many values per thread, 32 threads or more
 
 
@@ -75,3 +75,15 @@ def update_running(running_mean, running_var, mean, var, momentum, count):
     m = float(momentum)
     package._launch("batch_norm_update_running", mean.size, running_mean, running_var, mean, var, mean.size,
             1.0 - m, m, m * count / (count - 1))
+
+
+def channel_rows_and_sums(gy, with_sums):
+    """gy (N, C, ...) -> (rows (C, N, ...): gy with its first two axes swapped, C-contiguous; the
+    sums of gy over all but the channel axis, or None), one cooperative launch."""
+    gy = package._inputs("channel_rows_and_sums", gy)
+    n, c = gy.shape[:2]
+    rows = package._empty((c, n) + tuple(gy.shape[2:]), gy)
+    sums = package._empty((c,), gy)
+    _launch_reduction("channel_rows_and_sums", c, gy.size // max(c, 1), gy, rows, sums, n, c,
+                      gy.size // max(n * c, 1), bool(with_sums))
+    return rows, sums if with_sums else None

@@ -73,4 +73,28 @@ __device__ __forceinline__ int end_of_windows_containing(int in, int stride, int
     return end < out_size ? end : out_size;
 }
 
+// Cooperative reductions: REDUCE_THREADS is the most threads a reduction block may have (the
+// size of its __shared__ arrays; kernels/cuda/batch_norm.py launches no more).
+#define REDUCE_THREADS 256
+
+// a[0] = a[0] + ... + a[blockDim.x - 1], the same for b unless it is null, in a fixed order
+// (deterministic). Every thread of the block calls it; a[t], b[t] hold thread t's partial sums.
+__device__ __forceinline__ void block_sum(double* a, double* b)
+{
+    const unsigned t = threadIdx.x;
+    unsigned width = blockDim.x;
+    __syncthreads();
+    while (width > 1) {
+        const unsigned half = (width + 1) / 2;
+        if (t + half < width) {
+            a[t] += a[t + half];
+            if (b != nullptr) {
+                b[t] += b[t + half];
+            }
+        }
+        __syncthreads();
+        width = half;
+    }
+}
+
 #endif  // TINYCNN_COMMON_CUH

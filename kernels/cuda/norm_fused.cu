@@ -1,4 +1,4 @@
-// BatchNorm (+ ReLU) in four launches per training step: one-pass statistics and gradient sums
+// BatchNorm (+ ReLU) in five launches per training step: one-pass statistics and gradient sums
 // (cooperative block reductions, one block per channel), the normalisation and the input
 // gradient with either ReLU fused, and the running statistics updated in place.
 //
@@ -6,26 +6,6 @@
 // relu: a ReLU follows BatchNorm (its output y is the mask); relu_input: one comes before it.
 // The sums accumulate in double for float32 and float64 alike, in a fixed tree order.
 #include "common.cuh"
-
-#define REDUCE_THREADS 256  // most threads a reduction block may have: its __shared__ arrays
-
-// a[0] = a[0] + ... + a[blockDim.x - 1], the same for b, in a fixed order. Every thread of
-// the block calls it; a[t], b[t] hold thread t's partial sums.
-__device__ __forceinline__ void block_sum(double* a, double* b)
-{
-    const unsigned t = threadIdx.x;
-    unsigned width = blockDim.x;
-    __syncthreads();
-    while (width > 1) {
-        const unsigned half = (width + 1) / 2;
-        if (t + half < width) {
-            a[t] += a[t + half];
-            b[t] += b[t + half];
-        }
-        __syncthreads();
-        width = half;
-    }
-}
 
 template <typename T>
 __device__ __forceinline__ T relu_if(int relu, T value)

@@ -58,21 +58,22 @@ class Conv2dIm2col(Conv2d):
                 if need_gw else None
             gb = None
             for chunk in chunks:
+                if not self.on_cpu:
+                    part = self._backward_gemms(gw, gx[chunk] if need_gx else None, gy[chunk], x[chunk],
+                                                accumulate=chunk is not chunks[0])
+                    gb = part if gb is None else gb + part
+                    continue
                 if self.has_bias:
                     part = gy[chunk].sum(axis=(0, 2, 3))
                     if gb is None:
                         gb = part
                     else:
                         gb += part
-                if not self.on_cpu:
-                    self._backward_gemms(gw, gx[chunk] if need_gx else None, gy[chunk], x[chunk],
-                                         accumulate=chunk is not chunks[0])
-                    continue
                 if need_gw:
                     self._add_weight_gradient(gw, gy_groups[chunk], self._columns(x[chunk]))
                 if not need_gx:
                     continue
-                col_shape = (chunk.stop - chunk.start, groups, w_groups_t.shape[1], self.oh * self.ow)
+                col_shape = (chunk.stop - chunk.start, groups, k, self.oh * self.ow)
                 if self._is_pointwise():
                     self._matmul(w_groups_t, gy_groups[chunk], gx[chunk].reshape(col_shape))
                 else:
@@ -117,11 +118,13 @@ class Conv2dIm2col(Conv2d):
         with the batch inside each row: gy is transposed once to (G, OCg, n*L); gw_g (+)= gy_g @
         col_g.T with col (G, K, n*L) from im2col_by_channel, read transposed in place; gcol_g =
         W_g.T @ gy_g, gathered into gx by col2im_by_channel. No per-image partial gradients, no
-        transposed copy of the weights or the columns. ``gw``/``gx`` None: not needed."""
+        transposed copy of the weights or the columns. ``gw``/``gx`` None: not needed. Returns the
+        chunk's bias gradient (summed while gy is transposed, one launch for both) or None."""
         from cupy import cublas
         xp, n, groups, pointwise = self.xp, x.shape[0], self.groups, self._is_pointwise()
         oc, k = self.weight.shape[0], self.weight.size // self.weight.shape[0]
-        gy_rows = xp.ascontiguousarray(gy.swapaxes(0, 1)).reshape(groups, oc // groups, -1)
+        gy_rows, gb = kernels.channel_rows_and_sums(gy, self.has_bias)
+        gy_rows = gy_rows.reshape(groups, oc // groups, -1)
         by_channel = (x.shape[1], *self.weight.shape[2:], n, self.oh, self.ow)
         if gw is not None:
             if pointwise:
@@ -141,3 +144,4 @@ class Conv2dIm2col(Conv2d):
                 gx[...] = gcol.swapaxes(0, 1)
             else:
                 kernels.col2im_by_channel(gcol, x.shape[2], x.shape[3], *self._window()[2:], out=gx)
+        return gb
