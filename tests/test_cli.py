@@ -470,3 +470,30 @@ def test_torchvision_weights_need_their_variant_before_they_load():
     check_variant(variant, "resnet50", {"stride_on": "3x3"}, "x.pth")
     unchanged, none = _from_torchvision({"w": np.zeros(2)}, "resnet50")
     assert list(unchanged) == ["w"] and none == {}
+
+
+def flatten(tree, name=""):
+    """{"a": {"b": x}} -> {"a.b": x}"""
+    if not isinstance(tree, dict):
+        return {name: tree}
+    return {key: value for part, child in tree.items()
+            for key, value in flatten(child, f"{name}.{part}" if name else part).items()}
+
+
+def test_amp_on_the_cpu_trains_as_without_it_and_cuda_graph_needs_the_gpu(tmp_path, data_dir, capsys, monkeypatch):
+    """--amp is a no-op on the CPU (tinycnn.amp): the same weights bit for bit, and the recipe records
+    it; --cuda-graph and the flags --distributed does not take yet are refused before any data."""
+    assert run(train_command(tmp_path / "plain", "lenet"), capsys)[0] == 0
+    assert run(train_command(tmp_path / "amp", "lenet", "--amp"), capsys)[0] == 0
+    plain = read_checkpoint(tmp_path / "plain" / "checkpoints" / "last.npz")
+    mixed = read_checkpoint(tmp_path / "amp" / "checkpoints" / "last.npz")
+    assert mixed["meta"]["config"]["amp"] is True and plain["meta"]["config"]["amp"] is False
+    plain_weights, mixed_weights = flatten(plain["model"]), flatten(mixed["model"])
+    assert plain_weights.keys() == mixed_weights.keys() and plain_weights
+    for name, value in plain_weights.items():
+        np.testing.assert_array_equal(mixed_weights[name], value, err_msg=name)
+    refuse_data(monkeypatch)
+    code, _, err = run(train_command(tmp_path / "graph", "lenet", "--cuda-graph"), capsys)
+    assert_one_line_error(code, err, "--cuda-graph replays CUDA graphs: add --device cuda")
+    code, _, err = run(train_command(tmp_path / "both", "lenet", "--amp", "--distributed"), capsys)
+    assert_one_line_error(code, err, "--amp does not run with --distributed yet")

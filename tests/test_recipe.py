@@ -68,7 +68,7 @@ def test_a_run_resumes_from_its_checkpoint_with_a_new_lr(tmp_path, data_dir):
     assert json.loads((tmp_path / "run" / "history.json").read_text())["epoch"] == [1, 2]
 
     with pytest.raises(RecipeError, match=r"the recipe's limit 10 differs from the resumed run's None; only "
-                                          r"epochs, device, out, progress may change"):
+                                          r"epochs, device, out, progress, amp, cuda_graph may change"):
         run(recipe.replace(epochs=3, limit=10), resume=last)
     with pytest.raises(RecipeError, match="has done 2 epochs; epochs is the total to reach"):
         run(recipe.replace(epochs=2), resume=last)

@@ -105,7 +105,11 @@ def command_train(args):
     recipe = Recipe(**train_config(args, checkpoint))     # an unknown model fails here, before any data
     check_device(recipe.device, "--device")
     check_folder(recipe.out, "--out")
+    if recipe.cuda_graph and recipe.device != "cuda":
+        raise CLIError("--cuda-graph replays CUDA graphs: add --device cuda")
     distributed = distributed_options(args, recipe.device)
+    if distributed["distributed"] and (recipe.amp or recipe.cuda_graph):
+        raise CLIError(f"{'--amp' if recipe.amp else '--cuda-graph'} does not run with --distributed yet")
     history = run(recipe, resume=args.resume, lr=args.lr if args.resume else None, download=args.download,
                   resume_command=resume_hint(distributed), **distributed)
     return INTERRUPTED if history.interrupted else 0
@@ -344,6 +348,12 @@ def add_train_arguments(parser):
                              ".h5/.keras (a head for another number of classes is replaced)")
     parser.add_argument("--freeze", nargs="+", action="extend", metavar="PREFIX",
                         help="leave the parameters under these names untrained, e.g. --freeze features")
+    parser.add_argument("--amp", action="store_true", default=None,
+                        help="mixed precision on the GPU: float16 GEMMs on tensor cores, float32 master weights, "
+                             "a GradScaler (a no-op on the CPU)")
+    parser.add_argument("--cuda-graph", action="store_true", default=None,
+                        help="with --device cuda: capture one training step in a CUDA graph and replay it for "
+                             "every full batch")
     parser.add_argument("--distributed", action="store_true",
                         help="data-parallel on every process of `mpirun -np N tinycnn train ...`; --batch-size "
                              "stays the whole batch, split across the processes")

@@ -26,7 +26,7 @@ from .builders import (RecipeError, augmentation, build_model, canonical_model_n
 from .split import split_dataset
 from .weights import init_from, weights_format
 
-RESUME_CHANGES = ("epochs", "device", "out", "progress")    # what a resumed run may change
+RESUME_CHANGES = ("epochs", "device", "out", "progress", "amp", "cuda_graph")    # what a resumed run may change
 
 
 @dataclass
@@ -42,7 +42,9 @@ class Recipe:
     ``runs/MODEL_DATASET``); ``progress``: progress bars, else one line per epoch;
     ``val_split``: the fraction of the training images held out for validation (0: none, and the
     last weights are tested); ``init_from``: weights to start from (tinycnn.train.weights);
-    ``freeze``: names of parameters (prefixes, e.g. ``["features"]``) left untrained.
+    ``freeze``: names of parameters (prefixes, e.g. ``["features"]``) left untrained;
+    ``amp``: mixed precision on the GPU (tinycnn.amp; a no-op on the CPU); ``cuda_graph``: each
+    full batch's step replayed from a CUDA graph (GPU only; see ``fit``).
 
         >>> Recipe(model="lenet", dataset="MNIST", epochs=2).replace(lr=0.1).dataset
         'mnist'
@@ -74,6 +76,8 @@ class Recipe:
     val_split: float = 0.1
     init_from: str = None
     freeze: list = None
+    amp: bool = False
+    cuda_graph: bool = False
 
     def __post_init__(self):
         self.dataset = dataset_name(self.dataset)
@@ -197,7 +201,8 @@ def run(recipe, resume=None, lr=None, download=False, resume_command=None, distr
                   callbacks=callbacks, schedule=schedule, resume=checkpoint, lr=lr,
                   verbose=1 if recipe.progress else 2, preprocessing=preprocessing, meta=meta,
                   resume_command=resume_command or "run(Recipe.from_checkpoint({path!r}), resume={path!r})",
-                  fuse=True, distributed=distributed, backend=backend, sync_batchnorm=sync_batchnorm)
+                  fuse=True, distributed=distributed, backend=backend, sync_batchnorm=sync_batchnorm,
+                  amp=bool(recipe.amp), cuda_graph=bool(recipe.cuda_graph))
     if not history.interrupted and lead:
         history.test = evaluate_test_split(model, checkpoints, history, test_loader, list(train_set.classes), out)
     return history
