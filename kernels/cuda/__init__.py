@@ -49,8 +49,9 @@ _INT32_MAX = 2**31 - 1
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(np.float16): "f16"}
 # The kernels with a float16 variant: those that mixed precision (tinycnn.amp) runs on float16
 # arrays; they compute in float and round once when they store.
-HALF_KERNELS = frozenset({"im2col", "im2col_by_channel", "col2im", "max_pool2d_forward", "max_pool2d_backward",
-                          "avg_pool2d_forward", "avg_pool2d_backward", "dropout_apply"})
+HALF_KERNELS = frozenset({"im2col", "im2col_by_channel", "col2im", "col2im_by_channel", "channel_rows_and_sums",
+                          "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+                          "dropout_apply"})
 
 _cupy = None            # the cupy module, imported on first use
 _module = None          # cupy.RawModule holding every kernel, compiled on first use

@@ -15,18 +15,18 @@ __device__ void channel_rows_and_sums(const T* gy, T* rows, T* sums, int n, int 
         for (long long i = threadIdx.x; i < m; i += blockDim.x) {
             const T value = gy[(i / l * c + channel) * l + i % l];
             rows[(long long)channel * m + i] = value;
-            sum += (double)value;
+            sum += (double)(typename Accumulator<T>::type)value;
         }
         partial[threadIdx.x] = sum;
         block_sum(partial, nullptr);
         if (threadIdx.x == 0 && with_sums) {
-            sums[channel] = T(partial[0]);
+            sums[channel] = T((typename Accumulator<T>::type)partial[0]);
         }
         __syncthreads();    // thread 0 has read partial[0] before the next channel overwrites it
     }
 }
 
-// The extern "C" kernels the loader looks up: NAME_f32 and NAME_f64.
+// The extern "C" kernels the loader looks up: NAME_f32, NAME_f64 and NAME_f16.
 #define CHANNEL_ROWS_KERNELS(T, SUFFIX)                                                              \
     TINYCNN_COOPERATIVE extern "C" __global__ void channel_rows_and_sums_##SUFFIX(                   \
         const T* gy, T* rows, T* sums, int n, int c, int l, int with_sums)                           \
@@ -36,3 +36,4 @@ __device__ void channel_rows_and_sums(const T* gy, T* rows, T* sums, int n, int 
 
 CHANNEL_ROWS_KERNELS(float, f32)
 CHANNEL_ROWS_KERNELS(double, f64)
+CHANNEL_ROWS_KERNELS(__half, f16)

@@ -16,7 +16,7 @@ __device__ void col2im_by_channel(const T* col, T* x, int n, int c, int h, int w
         const int iy = (int)(index / w % h);
         const int channel = (int)(index / w / h % c);
         const int b = (int)(index / w / h / c);
-        T sum = 0;
+        typename Accumulator<T>::type sum = 0;        // float for __half: rounded once, at the store
         for (int i = 0; i < kh; ++i) {
             const int oy = output_of_tap(iy + py - i * dil_h, sy, oh);
             if (oy < 0) {
@@ -25,15 +25,15 @@ __device__ void col2im_by_channel(const T* col, T* x, int n, int c, int h, int w
             for (int j = 0; j < kw; ++j) {
                 const int ox = output_of_tap(ix + px - j * dil_w, sx, ow);
                 if (ox >= 0) {
-                    sum += col[(((((long long)channel * kh + i) * kw + j) * n + b) * oh + oy) * ow + ox];
+                    sum += (typename Accumulator<T>::type)col[(((((long long)channel * kh + i) * kw + j) * n + b) * oh + oy) * ow + ox];
                 }
             }
         }
-        x[index] = sum;
+        x[index] = T(sum);
     }
 }
 
-// The extern "C" kernels the loader looks up: NAME_f32 and NAME_f64.
+// The extern "C" kernels the loader looks up: NAME_f32, NAME_f64 and NAME_f16.
 #define COL2IM_BY_CHANNEL_KERNELS(T, SUFFIX)                                                     \
     extern "C" __global__ void col2im_by_channel_##SUFFIX(                                       \
         const T* col, T* x, int n, int c, int h, int w, int kh, int kw, int sy, int sx, int py,  \
@@ -44,3 +44,4 @@ __device__ void col2im_by_channel(const T* col, T* x, int n, int c, int h, int w
 
 COL2IM_BY_CHANNEL_KERNELS(float, f32)
 COL2IM_BY_CHANNEL_KERNELS(double, f64)
+COL2IM_BY_CHANNEL_KERNELS(__half, f16)
