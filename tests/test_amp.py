@@ -6,13 +6,8 @@ device; test_amp_tests_pass_on_the_stand_in runs them in a subprocess on the Num
 float16, a float16 GEMM accumulates in float32 and rounds once (as cuBLAS's gemmEx with
 CUBLAS_COMPUTE_32F does), and the float16 CUDA kernels run through the g++ harness.
 """
-import os
-import re
-import subprocess
-import sys
 import threading
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,22 +16,7 @@ import tinycnn
 import tinycnn.functions as F
 import tinycnn.nn as nn
 from tinycnn import amp, models
-
-TESTS = Path(__file__).resolve().parent
-REPOSITORY = TESTS.parent
-
-
-def _cupy_with_a_device():
-    try:
-        import cupy
-        return cupy if cupy.cuda.runtime.getDeviceCount() > 0 else None
-    except Exception:            # no CuPy, or CuPy without a driver or a device
-        return None
-
-
-cp = _cupy_with_a_device()
-STAND_IN = getattr(cp, "IS_STAND_IN", False)
-needs_device = pytest.mark.skipif(cp is None, reason="no CUDA device (the stand-in subprocess runs this)")
+from stand_in import STAND_IN, assert_passes_on_the_stand_in, cp, needs_device
 
 
 def host(array):
@@ -136,15 +116,7 @@ def test_allow_tf32_is_a_checked_process_wide_switch():
 # the device: float16 GEMMs, float32 elsewhere, the scaler's paths
 
 def test_amp_tests_pass_on_the_stand_in():
-    if STAND_IN:
-        pytest.skip("this is the stand-in run")
-    path = os.pathsep.join(filter(None, [str(TESTS / "fake_gpu"), os.environ.get("PYTHONPATH")]))
-    result = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-m", "gpu"],
-                            capture_output=True, text=True, cwd=REPOSITORY, env={**os.environ, "PYTHONPATH": path})
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
-    # every selected test passed, none skipped (warnings: NumPy's overflow in the overflow tests)
-    assert re.search(r"^\d+ passed, \d+ deselected(, \d+ warnings?)? in ", output, re.MULTILINE), output[-3000:]
+    assert_passes_on_the_stand_in(__file__, "-m", "gpu")
 
 
 class DtypesSeen(tinycnn.FunctionHook):

@@ -8,12 +8,7 @@ while a stream captures does not run, and each launch replays it into the same a
 value the host froze into the capture, or an input not copied into the static buffers, shows
 as a difference from the eager run. On the stand-in the two runs are equal bit for bit.
 """
-import os
-import re
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,34 +17,14 @@ import tinycnn
 import tinycnn.functions as F
 import tinycnn.nn as nn
 from tinycnn.cuda_graph import GraphedStep
-
-TESTS = Path(__file__).resolve().parent
-
-
-def _cupy_with_a_device():
-    try:
-        import cupy
-        return cupy if cupy.cuda.runtime.getDeviceCount() > 0 else None
-    except Exception:            # no CuPy, or CuPy without a driver or a device
-        return None
+from stand_in import STAND_IN, assert_passes_on_the_stand_in, cp, needs_device
 
 
-cp = _cupy_with_a_device()
-STAND_IN = getattr(cp, "IS_STAND_IN", False)
-needs_device = pytest.mark.skipif(cp is None, reason="no CUDA device (the stand-in subprocess runs this)")
 stand_in_only = pytest.mark.skipif(not STAND_IN, reason="counts launches: only the stand-in can")
 
 
 def test_the_graph_tests_pass_on_the_stand_in():
-    if STAND_IN:
-        pytest.skip("this is the stand-in run")
-    path = os.pathsep.join(filter(None, [str(TESTS / "fake_gpu"), os.environ.get("PYTHONPATH")]))
-    result = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider",
-                             "-k", "not test_the_graph_tests_pass_on_the_stand_in"],
-                            capture_output=True, text=True, cwd=TESTS.parent, env={**os.environ, "PYTHONPATH": path})
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
-    assert re.search(r"^\d+ passed, 1 deselected in ", output, re.MULTILINE), output[-3000:]
+    assert_passes_on_the_stand_in(__file__, "-k", "not test_the_graph_tests_pass_on_the_stand_in")
 
 
 def build():
