@@ -1,7 +1,19 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules, and hypothesis's profile.
+
+Under CI (the environment variable CI set, as .ci/run runs) hypothesis draws the same examples at
+every run, so a red CI points at the change and not at a new draw; a run anywhere else draws new
+examples each time and finds what the fixed ones miss (a failure is kept in .hypothesis/).
+"""
+import os
+
 import pytest
+from hypothesis import settings
 
 import tinycnn.functions as F
+
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="module", params=["im2col", "im2row", "winograd"])
