@@ -27,24 +27,13 @@ import tinycnn.functions as F
 import tinycnn.nn as nn
 from tinycnn import kernels
 from tinycnn.kernels import cuda as kcuda
+from stand_in import STAND_IN, cp, needs_device
 
 TESTS = Path(__file__).resolve().parent
 REPOSITORY = TESTS.parent
 FAKE_GPU = TESTS / "fake_gpu"
 
 
-def _cupy_with_a_device():
-    """The cupy module when it sees a CUDA device (the stand-in always does), else None."""
-    try:
-        import cupy
-        return cupy if cupy.cuda.runtime.getDeviceCount() > 0 else None
-    except Exception:            # no CuPy, or CuPy without a driver or a device
-        return None
-
-
-cp = _cupy_with_a_device()
-STAND_IN = getattr(cp, "IS_STAND_IN", False)
-needs_device = pytest.mark.skipif(cp is None, reason="no CUDA device (the stand-in subprocess runs this)")
 # Tests that would only repeat themselves (or recurse) in the stand-in subprocess
 NOT_IN_THE_STAND_IN_RUN = ("test_the_gpu_tests_pass_on_the_stand_in", "test_without_cupy", "test_real_gpu")
 
