@@ -261,6 +261,7 @@ def layer_shapes(model_name):
 def kernel_tasks(batch):
     """(kernel, label, arguments builder) for each unique layer shape of both models, plus the
     kernels the two models do not use (LRN, depthwise) at a MiniVGG-sized shape."""
+    from tinycnn.kernels import Window
     tasks = []
     for model_name in MODELS:
         for layer in layer_shapes(model_name):
@@ -270,11 +271,11 @@ def kernel_tasks(batch):
                 kh, kw = weight[2:]
                 if (kh, kw) == (1, 1) and stride == (1, 1) and padding == (0, 0):
                     continue                     # a 1x1 convolution runs no kernel of ours
-                window = (kh, kw, *stride, *padding, *dilation)
+                window = Window((kh, kw), stride, padding, dilation)
                 label = f"{model_name} x{(batch, *shape)} w{weight}"
-                tasks.append(("im2col", label, (batch, *shape), window + (oh, ow)))
-                tasks.append(("im2col_by_channel", label, (batch, *shape), window + (oh, ow)))
-                tasks.append(("col2im", label, (batch, shape[0], kh, kw, oh, ow), (*shape[1:], *window[2:])))
+                tasks.append(("im2col", label, (batch, *shape), (window,)))
+                tasks.append(("im2col_by_channel", label, (batch, *shape), (window,)))
+                tasks.append(("col2im", label, (batch, shape[0], kh, kw, oh, ow), (window, shape[1:])))
             elif kind in ("MaxPool2d", "AvgPool2d"):
                 _, _, kernel, stride, padding, pool_out = layer
                 label = f"{model_name} x{(batch, *shape)} k{kernel} s{stride}"
@@ -282,7 +283,7 @@ def kernel_tasks(batch):
             elif kind in ("BatchNorm", "Dropout"):
                 tasks.append((kind, f"{model_name} x{(batch, *shape)}", (batch, *shape), ()))
     tasks.append(("LRN", "MiniVGG-sized", (batch, 64, 16, 16), ()))
-    tasks.append(("depthwise", "MiniVGG-sized", (batch, 64, 16, 16), (3, 3, 1, 1, 1, 1, 1, 1, 16, 16)))
+    tasks.append(("depthwise", "MiniVGG-sized", (batch, 64, 16, 16), (Window.of(3, padding=1),)))
     return list(dict.fromkeys(tasks))
 
 
@@ -370,17 +371,18 @@ def run_kernel_task(task, dtype, rng):
         out.append(("lrn_backward", _errors(cupy.asnumpy(got), reference.lrn_backward(
             exact(x), want_y, want_scale, exact(gy), 5, 1e-4, 0.75))))
     elif kind == "depthwise":
-        weight = rng.standard_normal((shape[1], 1, 3, 3)).astype(np.float32)
-        got = kernels.depthwise_conv2d_forward(put(x), put(weight), *args[2:])
-        want = reference.depthwise_conv2d_forward(exact(x), exact(weight), *args[2:])
+        (window,), size = args, shape[2:]
+        weight = rng.standard_normal((shape[1], 1, *window.kernel)).astype(np.float32)
+        got = kernels.depthwise_conv2d_forward(put(x), put(weight), window)
+        want = reference.depthwise_conv2d_forward(exact(x), exact(weight), window)
         out.append(("depthwise_conv2d_forward", _errors(cupy.asnumpy(got), want)))
         gy = rng.standard_normal(want.shape).astype(np.float32)
-        got = kernels.depthwise_conv2d_backward_input(put(gy), put(weight), *shape[2:], *args[2:8])
+        got = kernels.depthwise_conv2d_backward_input(put(gy), put(weight), window, size)
         out.append(("depthwise_conv2d_backward_input", _errors(cupy.asnumpy(got), reference.depthwise_conv2d_backward_input(
-            exact(gy), exact(weight), *shape[2:], *args[2:8]))))
-        got = kernels.depthwise_conv2d_backward_weight(put(x), put(gy), *args[:2], *args[2:8])
+            exact(gy), exact(weight), window, size))))
+        got = kernels.depthwise_conv2d_backward_weight(put(x), put(gy), window)
         out.append(("depthwise_conv2d_backward_weight", _errors(cupy.asnumpy(got), reference.depthwise_conv2d_backward_weight(
-            exact(x), exact(gy), *args[:2], *args[2:8]))))
+            exact(x), exact(gy), window))))
     return out
 
 

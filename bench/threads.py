@@ -17,7 +17,7 @@ def main():
     weight = rng.random((32, 288), dtype=np.float32)
 
     def layer():
-        col = kernels.im2col(x, 3, 3, 1, 1, 1, 1, 1, 1, 32, 32).reshape(64, 288, 1024)
+        col = kernels.im2col(x, kernels.Window.of(3, padding=1)).reshape(64, 288, 1024)
         for image in col:
             weight @ image
 

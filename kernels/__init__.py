@@ -16,9 +16,10 @@ Tests force one with ``use``:
     [[5.0, 7.0], [13.0, 15.0]]
 
 Modules: ``dispatch`` (the choice and the checks), ``conv``, ``winograd``, ``pool``, ``norm``
-(the dispatch functions by family), ``geometry`` (the output-size formula), ``device`` (the
-one GPU probe). Conventions: NCHW, float32 or float64 (the output keeps the input dtype),
-integer arguments are Python ints, output sizes (oh, ow) are computed by the caller.
+(the dispatch functions by family), ``geometry`` (the output-size formula and ``Window``, the
+convolution kernels' geometry), ``device`` (the one GPU probe). Conventions: NCHW, float32 or
+float64 (the output keeps the input dtype), integer arguments are Python ints; the convolution
+kernels take a ``Window`` and compute their output size, pooling takes (oh, ow) from the caller.
 """
 from . import reference
 from .conv import (channel_rows_and_sums, col2im, col2im_by_channel, depthwise_conv2d_backward_input,
@@ -26,7 +27,7 @@ from .conv import (channel_rows_and_sums, col2im, col2im_by_channel, depthwise_c
                    row2im, swap_last_axes)
 from .device import array_module, gpu_available, gpu_count, is_cupy_array
 from .dispatch import available, cpu, set_default, use
-from .geometry import conv_output_size
+from .geometry import Window, conv_output_size
 from .norm import (batch_norm_backward, batch_norm_forward_eval, batch_norm_forward_train,
                    batch_norm_update_running, dropout_apply, lrn_backward, lrn_forward)
 from .optim import adam_step, sgd_step

@@ -140,14 +140,6 @@ def _real(kernel, name, value, minimum=None):
     return float(value)
 
 
-def _check_conv_out(kernel, axis, size, out, k, s, p, d):
-    limit = conv_output_size(size, k, s, p, d)
-    if not 1 <= out <= limit:
-        raise ValueError(
-            f"{kernel}: o{axis}={out} does not fit an input {axis}={size} (kernel {k}, stride {s}, "
-            f"padding {p}, dilation {d} give at most {max(limit, 0)} output positions)")
-
-
 def _check_pool_out(kernel, axis, size, out, k, s, p):
     if size < 1:
         raise ValueError(f"{kernel}: the input {axis} must be positive, got {size}")
@@ -161,9 +153,8 @@ def _check_pool_out(kernel, axis, size, out, k, s, p):
             f"padding {p} give at most {max(limit, 0)} output positions, even in ceil mode)")
 
 
-def _window_args(kernel, kh, kw, sy, sx, py, px, dil_h=1, dil_w=1):
-    kh, kw, sy, sx, dil_h, dil_w = _ints(kernel, 1, kh=kh, kw=kw, sy=sy, sx=sx, dil_h=dil_h, dil_w=dil_w)
+def _window_args(kernel, kh, kw, sy, sx, py, px):
+    """A pooling window's kernel and stride (positive) and padding (non-negative) as Python ints."""
+    kh, kw, sy, sx = _ints(kernel, 1, kh=kh, kw=kw, sy=sy, sx=sx)
     py, px = _ints(kernel, 0, py=py, px=px)
-    return kh, kw, sy, sx, py, px, dil_h, dil_w
-
-
+    return kh, kw, sy, sx, py, px

@@ -10,7 +10,7 @@ def max_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow):
     first maximum of each window in scan order. Padding is never selected; NaN propagates."""
     name = "max_pool2d_forward"
     _check_array(name, "x", x, 4, "(N, C, H, W)")
-    kh, kw, sy, sx, py, px, _, _ = _window_args(name, kh, kw, sy, sx, py, px)
+    kh, kw, sy, sx, py, px = _window_args(name, kh, kw, sy, sx, py, px)
     oh, ow = _ints(name, 1, oh=oh, ow=ow)
     _check_pool_out(name, "h", x.shape[2], oh, kh, sy, py)
     _check_pool_out(name, "w", x.shape[3], ow, kw, sx, px)
@@ -27,7 +27,7 @@ def max_pool2d_backward(gy, argmax, h, w, kh, kw, sy, sx, py, px):
         raise TypeError(f"{name}: argmax must be an int32 array, got {got}")
     _check_shape(name, "argmax", argmax, gy.shape)
     h, w = _ints(name, 1, h=h, w=w)
-    kh, kw, sy, sx, py, px, _, _ = _window_args(name, kh, kw, sy, sx, py, px)
+    kh, kw, sy, sx, py, px = _window_args(name, kh, kw, sy, sx, py, px)
     _check_pool_out(name, "h", h, gy.shape[2], kh, sy, py)
     _check_pool_out(name, "w", w, gy.shape[3], kw, sx, px)
     return _run(name, gy, argmax, h, w, kh, kw, sy, sx, py, px)
@@ -38,7 +38,7 @@ def avg_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow, count_include_pad):
     the window clipped to the padded input if count_include_pad, else to the input."""
     name = "avg_pool2d_forward"
     _check_array(name, "x", x, 4, "(N, C, H, W)")
-    kh, kw, sy, sx, py, px, _, _ = _window_args(name, kh, kw, sy, sx, py, px)
+    kh, kw, sy, sx, py, px = _window_args(name, kh, kw, sy, sx, py, px)
     oh, ow = _ints(name, 1, oh=oh, ow=ow)
     _check_pool_out(name, "h", x.shape[2], oh, kh, sy, py)
     _check_pool_out(name, "w", x.shape[3], ow, kw, sx, px)
@@ -50,7 +50,7 @@ def avg_pool2d_backward(gy, h, w, kh, kw, sy, sx, py, px, count_include_pad):
     name = "avg_pool2d_backward"
     _check_array(name, "gy", gy, 4, "(N, C, oh, ow)")
     h, w = _ints(name, 1, h=h, w=w)
-    kh, kw, sy, sx, py, px, _, _ = _window_args(name, kh, kw, sy, sx, py, px)
+    kh, kw, sy, sx, py, px = _window_args(name, kh, kw, sy, sx, py, px)
     _check_pool_out(name, "h", h, gy.shape[2], kh, sy, py)
     _check_pool_out(name, "w", w, gy.shape[3], kw, sx, px)
     return _run(name, gy, h, w, kh, kw, sy, sx, py, px, bool(count_include_pad))

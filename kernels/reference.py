@@ -1,7 +1,8 @@
 """Plain NumPy kernels: the readable oracle every fast kernel is tested against.
 
 Each function has the signature of its dispatch twin in ``kernels/__init__.py`` (see there
-for the argument checks). Arrays are NCHW; the output dtype is the input dtype.
+for the argument checks); the convolution kernels take a ``kernels.Window`` and unpack it.
+Arrays are NCHW; the output dtype is the input dtype.
 
 Almost everything here is built from two helpers:
 
@@ -66,28 +67,31 @@ def _fold(col, h, w, sy, sx, py, px, dil_h, dil_w):
     return padded[:, :, py:py + h, px:px + w]
 
 
-def im2col(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None):
+def im2col(x, window, out=None):
     """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow), zeros where a window leaves the image.
     ``out``, if given, receives the result."""
+    (kh, kw), (sy, sx), (py, px), (dil_h, dil_w) = window
+    oh, ow = window.output_size(*x.shape[2:])
     col = _windows(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, fill=0)
     return col if out is None else _store(col, out)
 
 
-def col2im(col, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
-    """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w): the adjoint of im2col."""
-    x = _fold(col, h, w, sy, sx, py, px, dil_h, dil_w)
+def col2im(col, window, size, out=None):
+    """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w) with size = (h, w): the adjoint of im2col."""
+    _, (sy, sx), (py, px), (dil_h, dil_w) = window
+    x = _fold(col, *size, sy, sx, py, px, dil_h, dil_w)
     return np.ascontiguousarray(x) if out is None else _store(x, out)
 
 
-def im2row(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None):
+def im2row(x, window, out=None):
     """x (N, C, H, W) -> rows (N, oh, ow, kh, kw, C): the im2col windows, one row per output pixel."""
-    rows = im2col(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow).transpose(0, 4, 5, 2, 3, 1)
+    rows = im2col(x, window).transpose(0, 4, 5, 2, 3, 1)
     return np.ascontiguousarray(rows) if out is None else _store(rows, out)
 
 
-def row2im(rows, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
-    """rows (N, oh, ow, kh, kw, C) -> x (N, C, h, w): the adjoint of im2row."""
-    return col2im(rows.transpose(0, 5, 3, 4, 1, 2), h, w, sy, sx, py, px, dil_h, dil_w, out=out)
+def row2im(rows, window, size, out=None):
+    """rows (N, oh, ow, kh, kw, C) -> x (N, C, h, w) with size = (h, w): the adjoint of im2row."""
+    return col2im(rows.transpose(0, 5, 3, 4, 1, 2), window, size, out=out)
 
 
 def swap_last_axes(x, out=None):
@@ -125,7 +129,7 @@ def max_pool2d_backward(gy, argmax, h, w, kh, kw, sy, sx, py, px):
     flat = _window_flat_index(h, w, kh, kw, sy, sx, py, px, oh, ow)
     won = argmax[:, :, None, None] == flat               # (N, C, kh, kw, oh, ow)
     col = np.where(won, gy[:, :, None, None], 0).astype(gy.dtype)
-    return col2im(col, h, w, sy, sx, py, px, 1, 1)
+    return np.ascontiguousarray(_fold(col, h, w, sy, sx, py, px, 1, 1))
 
 
 def _pool_counts(size, k, s, p, out, count_include_pad):
@@ -155,7 +159,7 @@ def avg_pool2d_backward(gy, h, w, kh, kw, sy, sx, py, px, count_include_pad):
     n, c, oh, ow = gy.shape
     share = gy / _pool_divisor(h, w, kh, kw, sy, sx, py, px, oh, ow, count_include_pad, gy.dtype)
     col = np.broadcast_to(share[:, :, None, None], (n, c, kh, kw, oh, ow))
-    return col2im(col, h, w, sy, sx, py, px, 1, 1)
+    return np.ascontiguousarray(_fold(col, h, w, sy, sx, py, px, 1, 1))
 
 
 def _channel_window_sum(values, before, after):
@@ -225,34 +229,31 @@ def _relu(x):
     return np.where(x < 0, 0, x).astype(x.dtype)
 
 
-def _depthwise_windows(x, multiplier, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow):
+def _depthwise_windows(x, multiplier, window):
     """Windows of the input channel each output channel reads: (N, C*M, kh, kw, oh, ow)."""
-    repeated = np.repeat(x, multiplier, axis=1)          # output channel o reads input o // M
-    return _windows(repeated, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, fill=0)
+    return im2col(np.repeat(x, multiplier, axis=1), window)      # output channel o reads input o // M
 
 
-def depthwise_conv2d_forward(x, weight, sy, sx, py, px, dil_h, dil_w, oh, ow):
+def depthwise_conv2d_forward(x, weight, window):
     """x (N, C, H, W), weight (C*M, 1, kh, kw) -> y (N, C*M, oh, ow)."""
-    kh, kw = weight.shape[2:]
     multiplier = weight.shape[0] // x.shape[1]
-    col = _depthwise_windows(x, multiplier, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
+    col = _depthwise_windows(x, multiplier, window)
     return np.einsum("noijyx,oij->noyx", col, weight[:, 0])
 
 
-def depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dil_h, dil_w, in_channels=None):
-    """gy (N, C*M, oh, ow) -> gx (N, C, h, w); in_channels=None means C = C*M (M = 1)."""
+def depthwise_conv2d_backward_input(gy, weight, window, size, in_channels=None):
+    """gy (N, C*M, oh, ow) -> gx (N, C, h, w) with size = (h, w); in_channels=None means C = C*M (M = 1)."""
     n, out_channels = gy.shape[:2]
     c = out_channels if in_channels is None else in_channels
     col = gy[:, :, None, None] * weight[None, :, 0, :, :, None, None]  # (N, C*M, kh, kw, oh, ow)
-    gx_repeated = _fold(col, h, w, sy, sx, py, px, dil_h, dil_w)            # (N, C*M, h, w)
-    return gx_repeated.reshape(n, c, out_channels // c, h, w).sum(axis=2)
+    gx_repeated = col2im(col, window, size)                            # (N, C*M, h, w)
+    return gx_repeated.reshape(n, c, out_channels // c, *size).sum(axis=2)
 
 
-def depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dil_h, dil_w):
+def depthwise_conv2d_backward_weight(x, gy, window):
     """x (N, C, H, W), gy (N, C*M, oh, ow) -> gweight (C*M, 1, kh, kw)."""
-    oh, ow = gy.shape[2:]
     multiplier = gy.shape[1] // x.shape[1]
-    col = _depthwise_windows(x, multiplier, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
+    col = _depthwise_windows(x, multiplier, window)
     return np.einsum("noijyx,noyx->oij", col, gy)[:, None]
 
 

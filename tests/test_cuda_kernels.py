@@ -25,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cuda_harness
+from tinycnn.kernels import Window
 from tinycnn.kernels import cuda as kcuda
 from tinycnn.kernels import reference
 
@@ -178,6 +179,14 @@ class Geometry:
     oh: int
     ow: int
 
+    @property
+    def size(self):                       # the image's (h, w)
+        return self.h, self.w
+
+    @property
+    def window(self):                     # the convolution kernels' geometry
+        return Window((self.kh, self.kw), (self.sy, self.sx), (self.py, self.px), (self.dil_h, self.dil_w))
+
 
 def _axis(draw, dilated):
     """(size, kernel, stride, pad, dilation, out) of a convolution axis with >= 1 output."""
@@ -227,16 +236,15 @@ def pool_geometries(draw):
 @examples()
 def test_im2col_matches_reference(device, g, dtype, seed, launch):
     x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
-    args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w, g.oh, g.ow)
-    results = run_everywhere(device, launch, kcuda.im2col, x, *args)
-    assert_all_close(results, reference_of(reference.im2col, x, *args), dtype)
+    results = run_everywhere(device, launch, kcuda.im2col, x, g.window)
+    assert_all_close(results, reference_of(reference.im2col, x, g.window), dtype)
 
 
 @given(g=conv_geometries(), dtype=half_dtypes, seed=seeds, launch=odd_launches)
 @examples()
 def test_col2im_matches_reference(device, g, dtype, seed, launch):
     col = random_array(seed, (g.n, g.c, g.kh, g.kw, g.oh, g.ow), dtype)
-    args = (g.h, g.w, g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w)
+    args = (g.window, g.size)
     results = run_everywhere(device, launch, kcuda.col2im, col, *args)
     assert_all_close(results, reference_of(reference.col2im, col, *args), dtype)
 
@@ -377,9 +385,8 @@ def test_depthwise_conv2d_forward_matches_reference(device, case, launch):
     g, m, dtype, seed = case
     x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
     weight = random_array(seed + 1, (g.c * m, 1, g.kh, g.kw), dtype)
-    args = (g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w, g.oh, g.ow)
-    results = run_everywhere(device, launch, kcuda.depthwise_conv2d_forward, x, weight, *args)
-    assert_all_close(results, reference.depthwise_conv2d_forward(x, weight, *args), dtype)
+    results = run_everywhere(device, launch, kcuda.depthwise_conv2d_forward, x, weight, g.window)
+    assert_all_close(results, reference.depthwise_conv2d_forward(x, weight, g.window), dtype)
 
 
 @given(case=depthwise_cases(), launch=odd_launches, name_channels=st.booleans())
@@ -389,7 +396,7 @@ def test_depthwise_conv2d_backward_input_matches_reference(device, case, launch,
     gy = random_array(seed, (g.n, g.c * m, g.oh, g.ow), dtype)
     weight = random_array(seed + 1, (g.c * m, 1, g.kh, g.kw), dtype)
     in_channels = g.c if name_channels or m > 1 else None      # None means multiplier 1
-    args = (g.h, g.w, g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w, in_channels)
+    args = (g.window, g.size, in_channels)
     results = run_everywhere(device, launch, kcuda.depthwise_conv2d_backward_input, gy, weight, *args)
     assert_all_close(results, reference.depthwise_conv2d_backward_input(gy, weight, *args), dtype)
 
@@ -400,9 +407,8 @@ def test_depthwise_conv2d_backward_weight_matches_reference(device, case, launch
     g, m, dtype, seed = case
     x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
     gy = random_array(seed + 1, (g.n, g.c * m, g.oh, g.ow), dtype)
-    args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w)
-    results = run_everywhere(device, launch, kcuda.depthwise_conv2d_backward_weight, x, gy, *args)
-    assert_all_close(results, reference.depthwise_conv2d_backward_weight(x, gy, *args), dtype,
+    results = run_everywhere(device, launch, kcuda.depthwise_conv2d_backward_weight, x, gy, g.window)
+    assert_all_close(results, reference.depthwise_conv2d_backward_weight(x, gy, g.window), dtype,
                      scale=g.n * g.oh * g.ow)
 
 
@@ -454,10 +460,10 @@ def test_loader_refuses_float16_for_kernels_without_a_half_variant(device):
 
 def test_loader_refuses_arrays_of_the_wrong_type_or_shape(device):
     with pytest.raises(TypeError, match="im2col: expected a float32 or float64 array, got int64"):
-        kcuda.im2col(device.put(np.zeros((1, 1, 2, 2), np.int64)), 1, 1, 1, 1, 0, 0, 1, 1, 2, 2)
+        kcuda.im2col(device.put(np.zeros((1, 1, 2, 2), np.int64)), Window.of(1))
     with pytest.raises(TypeError, match="depthwise_conv2d_forward: all arrays must be float32, got one of float64"):
         kcuda.depthwise_conv2d_forward(device.put(np.zeros((1, 1, 2, 2), np.float32)),
-                                       device.put(np.zeros((1, 1, 1, 1))), 1, 1, 0, 0, 1, 1, 2, 2)
+                                       device.put(np.zeros((1, 1, 1, 1))), Window.of(1))
     x = device.put(np.zeros((2, 3), np.float32))
     with pytest.raises(TypeError, match="dropout_apply: mask must be a bool array, got float32"):
         kcuda.dropout_apply(x, x, 2.0)
@@ -633,9 +639,8 @@ def test_sanitizer_build_catches_an_out_of_bounds_write():
 @examples(EXAMPLES // 2)
 def test_im2col_by_channel_is_im2col_with_the_batch_inside_each_row(device, g, dtype, seed, launch):
     x = random_array(seed, (g.n, g.c, g.h, g.w), dtype)
-    args = (g.kh, g.kw, g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w, g.oh, g.ow)
-    results = run_everywhere(device, launch, kcuda.im2col_by_channel, x, *args)
-    expected = np.ascontiguousarray(reference.im2col(x, *args).transpose(1, 2, 3, 0, 4, 5))
+    results = run_everywhere(device, launch, kcuda.im2col_by_channel, x, g.window)
+    expected = np.ascontiguousarray(reference.im2col(x, g.window).transpose(1, 2, 3, 0, 4, 5))
     for result in results:      # a copy: every element exactly
         np.testing.assert_array_equal(result, expected)
 
@@ -644,7 +649,7 @@ def test_im2col_by_channel_is_im2col_with_the_batch_inside_each_row(device, g, d
 @examples(EXAMPLES // 2)
 def test_col2im_by_channel_is_col2im_of_the_transposed_columns(device, g, dtype, seed, launch):
     col = random_array(seed, (g.c, g.kh, g.kw, g.n, g.oh, g.ow), dtype)
-    args = (g.h, g.w, g.sy, g.sx, g.py, g.px, g.dil_h, g.dil_w)
+    args = (g.window, g.size)
     results = run_everywhere(device, launch, kcuda.col2im_by_channel, col, *args)
     expected = reference_of(reference.col2im, np.ascontiguousarray(col.transpose(3, 0, 1, 2, 4, 5)), *args)
     assert_all_close(results, expected, dtype)

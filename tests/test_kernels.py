@@ -54,8 +54,12 @@ class Case:
         return out_size(self.w, self.kw, self.sx, self.px, self.dil_w, self.ceil_mode)
 
     @property
-    def conv(self):                       # sy, sx, py, px, dil_h, dil_w
-        return self.sy, self.sx, self.py, self.px, self.dil_h, self.dil_w
+    def size(self):                       # the image's (h, w)
+        return self.h, self.w
+
+    @property
+    def window(self):                     # the convolution kernels' geometry
+        return kernels.Window((self.kh, self.kw), (self.sy, self.sx), (self.py, self.px), (self.dil_h, self.dil_w))
 
     @property
     def pool(self):                       # kh, kw, sy, sx, py, px
@@ -172,21 +176,21 @@ def check_winograd(case, seed):
 
 def check_im2col(case, seed):
     x = normal(seed, case.n, case.c, case.h, case.w)
-    assert_cpu_matches_reference("im2col", x, case.kh, case.kw, *case.conv, case.oh, case.ow)
+    assert_cpu_matches_reference("im2col", x, case.window)
 
 
 def check_col2im(case, seed):
     col = normal(seed, case.n, case.c, case.kh, case.kw, case.oh, case.ow)
-    assert_cpu_matches_reference("col2im", col, case.h, case.w, *case.conv)
+    assert_cpu_matches_reference("col2im", col, case.window, case.size)
 
 
 def check_im2row_row2im(case, seed):
     x = normal(seed, case.n, case.c, case.h, case.w)
-    rows = assert_cpu_matches_reference("im2row", x, case.kh, case.kw, *case.conv, case.oh, case.ow, exact=True)
-    col = kernels.reference.im2col(x, case.kh, case.kw, *case.conv, case.oh, case.ow)
+    rows = assert_cpu_matches_reference("im2row", x, case.window, exact=True)
+    col = kernels.reference.im2col(x, case.window)
     np.testing.assert_array_equal(rows, col.transpose(0, 4, 5, 2, 3, 1))    # the same windows, one row per pixel
     g = normal(seed + 1, *rows.shape)
-    assert_cpu_matches_reference("row2im", g, case.h, case.w, *case.conv)
+    assert_cpu_matches_reference("row2im", g, case.window, case.size)
 
 
 def check_max_pool(case, seed, ties=False):
@@ -208,10 +212,10 @@ def check_depthwise(case, seed, multiplier):
     x = normal(seed, case.n, case.c, case.h, case.w)
     weight = normal(seed + 1, case.c * multiplier, 1, case.kh, case.kw)
     gy = normal(seed + 2, case.n, case.c * multiplier, case.oh, case.ow)
-    assert_cpu_matches_reference("depthwise_conv2d_forward", x, weight, *case.conv, case.oh, case.ow)
-    assert_cpu_matches_reference("depthwise_conv2d_backward_input", gy, weight, case.h, case.w, *case.conv,
+    assert_cpu_matches_reference("depthwise_conv2d_forward", x, weight, case.window)
+    assert_cpu_matches_reference("depthwise_conv2d_backward_input", gy, weight, case.window, case.size,
                                  in_channels=case.c)
-    assert_cpu_matches_reference("depthwise_conv2d_backward_weight", x, gy, case.kh, case.kw, *case.conv)
+    assert_cpu_matches_reference("depthwise_conv2d_backward_weight", x, gy, case.window)
 
 
 def check_lrn(shape, seed, size, alpha, beta, k):
@@ -264,8 +268,8 @@ def test_row2im_is_the_adjoint_of_im2row_and_fills_out(implementation, case, see
     g = normal(seed + 1, case.n, case.oh, case.ow, case.kh, case.kw, case.c)
     rows_out, x_out = np.full_like(g, np.nan), np.full_like(x, np.nan)   # stale contents
     with kernels.use(implementation):
-        rows = kernels.im2row(x, case.kh, case.kw, *case.conv, case.oh, case.ow, out=rows_out)
-        back = kernels.row2im(g, case.h, case.w, *case.conv, out=x_out)
+        rows = kernels.im2row(x, case.window, out=rows_out)
+        back = kernels.row2im(g, case.window, case.size, out=x_out)
     assert rows is rows_out and back is x_out
     np.testing.assert_allclose(np.vdot(rows, g), np.vdot(x, back), rtol=1e-10)
 
@@ -288,7 +292,7 @@ def test_winograd_transforms_compute_the_convolution(implementation, case, seed)
         m = np.zeros((36, kernels.winograd_plane_size(tiles * case.k)))
         m[:, :tiles * case.k] = (v[:, :tiles * case.c].reshape(36, tiles, case.c) @ u).reshape(36, -1)
         y = kernels.winograd_output_transform(m, case.n, case.k, case.oh, case.ow)
-    col = kernels.reference.im2col(x, 3, 3, 1, 1, case.py, case.px, 1, 1, case.oh, case.ow)
+    col = kernels.reference.im2col(x, kernels.Window.of(3, padding=(case.py, case.px)))
     expected = np.einsum("kcij,ncijyx->nkyx", weight, col)
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
 
@@ -341,10 +345,10 @@ def test_im2col_and_col2im_fill_the_out_array_they_are_given(implementation, cas
     col = normal(seed + 1, case.n, case.c, case.kh, case.kw, case.oh, case.ow)
     col_out, x_out = np.full_like(col, np.nan), np.full_like(x, np.nan)   # stale contents
     with kernels.use(implementation):
-        assert kernels.im2col(x, case.kh, case.kw, *case.conv, case.oh, case.ow, out=col_out) is col_out
-        assert kernels.col2im(col, case.h, case.w, *case.conv, out=x_out) is x_out
-        np.testing.assert_array_equal(col_out, kernels.im2col(x, case.kh, case.kw, *case.conv, case.oh, case.ow))
-        np.testing.assert_array_equal(x_out, kernels.col2im(col, case.h, case.w, *case.conv))
+        assert kernels.im2col(x, case.window, out=col_out) is col_out
+        assert kernels.col2im(col, case.window, case.size, out=x_out) is x_out
+        np.testing.assert_array_equal(col_out, kernels.im2col(x, case.window))
+        np.testing.assert_array_equal(x_out, kernels.col2im(col, case.window, case.size))
 
 
 @pytest.mark.parametrize("implementation", ["reference", "cpu"])
@@ -354,8 +358,8 @@ def test_col2im_is_the_adjoint_of_im2col(implementation, case, seed):
     x = normal(seed, case.n, case.c, case.h, case.w)
     col = normal(seed + 1, case.n, case.c, case.kh, case.kw, case.oh, case.ow)
     with kernels.use(implementation):
-        left = np.vdot(kernels.im2col(x, case.kh, case.kw, *case.conv, case.oh, case.ow), col)
-        right = np.vdot(x, kernels.col2im(col, case.h, case.w, *case.conv))
+        left = np.vdot(kernels.im2col(x, case.window), col)
+        right = np.vdot(x, kernels.col2im(col, case.window, case.size))
     assert left == pytest.approx(right, rel=1e-12, abs=1e-12)
 
 
@@ -564,7 +568,7 @@ def example_calls(dtype):
     k, s, p = 3, 2, 1
     oh, ow = out_size(9, k, s, p), out_size(7, k, s, p)
     window = (k, k, s, s, p, p)
-    conv = (s, s, p, p, 1, 1)
+    conv = kernels.Window.of(k, stride=s, padding=p)
     gy = data(2, 4, oh, ow)
     argmax = kernels.reference.max_pool2d_forward(x, *window, oh, ow)[1]
     weight = data(8, 1, k, k)
@@ -573,10 +577,10 @@ def example_calls(dtype):
     xb = data(4, 3, 10) * 2 + 1
     gamma, beta, mean, var = data(3), data(3), data(3), data(3) ** 2 + 0.5
     return {
-        "im2col": ((x, k, k, *conv, oh, ow), {}),
-        "col2im": ((data(2, 4, k, k, oh, ow), 9, 7, *conv), {}),
-        "im2row": ((x, k, k, *conv, oh, ow), {}),
-        "row2im": ((data(2, oh, ow, k, k, 4), 9, 7, *conv), {}),
+        "im2col": ((x, conv), {}),
+        "col2im": ((data(2, 4, k, k, oh, ow), conv, (9, 7)), {}),
+        "im2row": ((x, conv), {}),
+        "row2im": ((data(2, oh, ow, k, k, 4), conv, (9, 7)), {}),
         "swap_last_axes": ((x,), {}),
         "max_pool2d_forward": ((x, *window, oh, ow), {}),
         "max_pool2d_backward": ((gy, argmax, 9, 7, *window), {}),
@@ -587,9 +591,9 @@ def example_calls(dtype):
         "batch_norm_forward_train": ((xb, gamma, beta, 1e-5), {}),
         "batch_norm_forward_eval": ((xb, gamma, beta, mean, var, 1e-5), {}),
         "batch_norm_backward": ((xb, data(4, 3, 10), gamma, mean, var, 1e-5), {}),
-        "depthwise_conv2d_forward": ((x, weight, *conv, oh, ow), {}),
-        "depthwise_conv2d_backward_input": ((gy_depthwise, weight, 9, 7, *conv), {"in_channels": 4}),
-        "depthwise_conv2d_backward_weight": ((x, gy_depthwise, k, k, *conv), {}),
+        "depthwise_conv2d_forward": ((x, weight, conv), {}),
+        "depthwise_conv2d_backward_input": ((gy_depthwise, weight, conv, (9, 7)), {"in_channels": 4}),
+        "depthwise_conv2d_backward_weight": ((x, gy_depthwise, conv), {}),
         "winograd_input_transform": ((x, 1, 1, 5, 4), {}),
         "winograd_input_transform_backward": ((data(36, 2 * 5 * 4 * 4), 2, 4, 9, 7, 1, 1, 5, 4), {}),
         "winograd_output_transform": ((data(36, 2 * 3 * 2 * 3 + 5), 2, 3, 9, 7), {}),
@@ -639,20 +643,27 @@ def bad_calls():
         args[index] = value
         return lambda: getattr(kernels, kernel)(*args, **{**base_kwargs, **kwargs})
 
-    x = calls["im2col"][0][0]
-    col = kernels.reference.im2col(*calls["im2col"][0])
+    x, conv = calls["im2col"][0]                  # x (2, 4, 9, 7), a 3x3 window with stride 2, padding 1
+    col = kernels.reference.im2col(x, conv)
+    smaller = kernels.Window.of(2, stride=2, padding=1)
     col_in = calls["col2im"][0][0]
     shared = np.zeros((16, 200))
     return [
         ("im2col", ValueError, "4-D", swap("im2col", 0, x[0])),
         ("im2col", TypeError, "float32 or float64", swap("im2col", 0, x.astype(np.int64))),
         ("im2col", TypeError, "NumPy or CuPy array", swap("im2col", 0, x.tolist())),
-        ("im2col", ValueError, "sy must be positive", swap("im2col", 3, 0)),
-        ("im2col", ValueError, "px must be non-negative", swap("im2col", 6, -1)),
-        ("im2col", ValueError, "dil_h must be positive", swap("im2col", 7, 0)),
-        ("im2col", TypeError, "must be an int", swap("im2col", 1, 3.0)),
-        ("im2col", ValueError, "oh=6 does not fit", swap("im2col", 9, 6)),
-        ("im2col", ValueError, "oh must be positive", swap("im2col", 9, 0)),
+        ("im2col", ValueError, "window stride must be positive, got (0, 2)",
+         swap("im2col", 1, conv._replace(stride=(0, 2)))),
+        ("im2col", ValueError, "window padding must be non-negative, got (1, -1)",
+         swap("im2col", 1, conv._replace(padding=(1, -1)))),
+        ("im2col", ValueError, "window dilation must be positive", swap("im2col", 1, conv._replace(dilation=(0, 1)))),
+        ("im2col", TypeError, "window kernel must be an (h, w) pair of ints",
+         swap("im2col", 1, conv._replace(kernel=(3.0, 3)))),
+        ("im2col", TypeError, "window stride must be an (h, w) pair of ints",
+         swap("im2col", 1, conv._replace(stride=(True, 2)))),
+        ("im2col", ValueError, "no window fits an image of 9x7", swap("im2col", 1, kernels.Window.of(11))),
+        ("im2col", TypeError, "expected a kernels.Window as the window, got tuple",
+         swap("im2col", 1, (3, 3, 2, 2, 1, 1))),
         ("im2col", ValueError, "out must have shape", swap("im2col", 0, x, out=np.empty(col.shape[1:]))),
         ("im2col", TypeError, "out must have dtype float64", swap("im2col", 0, x, out=col.astype(np.float32))),
         ("im2col", TypeError, "out must be a ndarray", swap("im2col", 0, x, out=col.tolist())),
@@ -661,12 +672,20 @@ def bad_calls():
         ("col2im", ValueError, "out must not overlap the input",
          swap("col2im", 0, col_in, out=col_in.reshape(-1)[:x.size].reshape(x.shape))),
         ("col2im", ValueError, "6-D", swap("col2im", 0, x)),
-        ("col2im", ValueError, "does not fit an input h=3", swap("col2im", 1, 3)),
+        ("col2im", ValueError, "on an image of 3x7 gives an output of 2x4, but col has 5x4",
+         swap("col2im", 2, (3, 7))),
+        ("col2im", ValueError, "the window's kernel (2, 2) does not match the kernel axes (3, 3) of col",
+         swap("col2im", 1, smaller)),
+        ("col2im", TypeError, "size must be the image's (h, w), got 9", swap("col2im", 2, 9)),
+        ("col2im", TypeError, "expected a kernels.Window", swap("col2im", 1, None)),
         ("im2row", ValueError, "4-D", swap("im2row", 0, x[0])),
-        ("im2row", ValueError, "ow=5 does not fit", swap("im2row", 10, 5)),
+        ("im2row", ValueError, "no window fits", swap("im2row", 1, kernels.Window.of(3, dilation=5))),
         ("im2row", ValueError, "out must have shape", swap("im2row", 0, x, out=col)),
         ("row2im", ValueError, "6-D", swap("row2im", 0, x)),
-        ("row2im", ValueError, "does not fit an input w=2", swap("row2im", 2, 2)),
+        ("row2im", ValueError, "on an image of 9x2 gives an output of 5x1, but rows has 5x4",
+         swap("row2im", 2, (9, 2))),
+        ("row2im", ValueError, "the window's kernel (2, 2) does not match the kernel axes (3, 3) of rows",
+         swap("row2im", 1, smaller)),
         ("row2im", TypeError, "out must have dtype float64",
          swap("row2im", 0, calls["row2im"][0][0], out=np.empty(x.shape, np.float32))),
         ("swap_last_axes", ValueError, "at least 2 dimensions", swap("swap_last_axes", 0, x[0, 0, 0])),
@@ -702,17 +721,27 @@ def bad_calls():
          swap("depthwise_conv2d_forward", 1, np.ones((6, 1, 3, 3)))),
         ("depthwise_conv2d_forward", TypeError, "weight has dtype float32",
          swap("depthwise_conv2d_forward", 1, np.ones((8, 1, 3, 3), np.float32))),
-        ("depthwise_conv2d_forward", ValueError, "dil_w must be positive",
-         swap("depthwise_conv2d_forward", 7, 0)),
+        ("depthwise_conv2d_forward", ValueError, "window dilation must be positive",
+         swap("depthwise_conv2d_forward", 2, conv._replace(dilation=(1, 0)))),
+        ("depthwise_conv2d_forward", ValueError,
+         "the window's kernel (2, 2) does not match the kernel axes (3, 3) of weight",
+         swap("depthwise_conv2d_forward", 2, smaller)),
         ("depthwise_conv2d_backward_input", ValueError, "C=3 input channels",
          swap("depthwise_conv2d_backward_input", 0, calls["depthwise_conv2d_backward_input"][0][0],
               in_channels=3)),
         ("depthwise_conv2d_backward_input", ValueError, "gy has 4 channels, weight has 8 filters",
          swap("depthwise_conv2d_backward_input", 0, np.ones((2, 4, 5, 4)))),
+        ("depthwise_conv2d_backward_input", ValueError, "gives an output of 4x4, but gy has 5x4",
+         swap("depthwise_conv2d_backward_input", 3, (8, 7))),
+        ("depthwise_conv2d_backward_input", ValueError,
+         "the window's kernel (2, 2) does not match the kernel axes (3, 3) of weight",
+         swap("depthwise_conv2d_backward_input", 2, smaller)),
         ("depthwise_conv2d_backward_weight", ValueError, "C=4 input channels",
          swap("depthwise_conv2d_backward_weight", 1, np.ones((2, 6, 5, 4)))),
-        ("depthwise_conv2d_backward_weight", ValueError, "does not fit",
-         swap("depthwise_conv2d_backward_weight", 2, 9)),
+        ("depthwise_conv2d_backward_weight", ValueError, "gives an output of 2x1, but gy has 5x4",
+         swap("depthwise_conv2d_backward_weight", 2, kernels.Window.of(9, stride=2, padding=1))),
+        ("depthwise_conv2d_backward_weight", TypeError, "expected a kernels.Window",
+         swap("depthwise_conv2d_backward_weight", 2, 3)),
         ("winograd_input_transform", ValueError, "th must be positive", swap("winograd_input_transform", 3, 0)),
         ("winograd_input_transform", ValueError, "py must be non-negative",
          swap("winograd_input_transform", 1, -1)),
@@ -770,7 +799,23 @@ def test_choosing_an_implementation():
         with kernels.use("reference"):
             raise RuntimeError("inside")
     with kernels.use("cpu"):       # the reference default did not stick after the error
-        assert kernels.im2col(x, 1, 1, 1, 1, 0, 0, 1, 1, 2, 2).shape == (1, 1, 1, 1, 2, 2)
+        assert kernels.im2col(x, kernels.Window.of(1)).shape == (1, 1, 1, 1, 2, 2)
+
+
+def test_window_of_takes_an_int_or_a_pair_per_field_and_refuses_bad_ones():
+    window = kernels.Window.of((3, 1), stride=2, dilation=(1, 2))
+    assert window == ((3, 1), (2, 2), (0, 0), (1, 2))
+    assert window.output_size(9, 5) == (4, 3)
+    assert type(kernels.Window.of(np.int64(3)).kernel[0]) is int
+    for fields, error, message in [
+        (dict(kernel=0), ValueError, "Window.of: window kernel must be positive, got (0, 0)"),
+        (dict(kernel=3, padding=(0, -1)), ValueError, "Window.of: window padding must be non-negative, got (0, -1)"),
+        (dict(kernel=3, stride=False), TypeError, "Window.of: window stride must be an (h, w) pair of ints"),
+        (dict(kernel=(3, 3, 3)), TypeError, "Window.of: window kernel must be an (h, w) pair of ints, got (3, 3, 3)"),
+    ]:
+        with pytest.raises(error) as info:
+            kernels.Window.of(**fields)
+        assert str(info.value).startswith(message), info.value
 
 
 # ---------------------------------------------------------------- the reference equals PyTorch
@@ -792,12 +837,12 @@ def test_reference_im2col_col2im_match_torch_unfold_fold(torch, case, seed):
     x = normal(seed, case.n, case.c, case.h, case.w)
     options = dict(kernel_size=(case.kh, case.kw), dilation=(case.dil_h, case.dil_w),
                    padding=(case.py, case.px), stride=(case.sy, case.sx))
-    col = kernels.reference.im2col(x, case.kh, case.kw, *case.conv, case.oh, case.ow)
+    col = kernels.reference.im2col(x, case.window)
     # torch's (N, C*kh*kw, oh*ow) is our (N, C, kh, kw, oh, ow) flattened
     unfolded = F.unfold(tensor(torch, x), **options).numpy()
     np.testing.assert_array_equal(col.reshape(unfolded.shape), unfolded)
     folded = F.fold(tensor(torch, col.reshape(unfolded.shape)), output_size=(case.h, case.w), **options)
-    np.testing.assert_allclose(kernels.reference.col2im(col, case.h, case.w, *case.conv), folded.numpy(),
+    np.testing.assert_allclose(kernels.reference.col2im(col, case.window, case.size), folded.numpy(),
                                rtol=1e-12, atol=1e-12)
 
 
@@ -874,9 +919,9 @@ def test_reference_depthwise_matches_torch(torch, case, seed, multiplier):
                                     dilation=(case.dil_h, case.dil_w), groups=case.c)
     yt.backward(tensor(torch, gy))
     reference = kernels.reference
-    y = reference.depthwise_conv2d_forward(x, weight, *case.conv, case.oh, case.ow)
+    y = reference.depthwise_conv2d_forward(x, weight, case.window)
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
-    gx = reference.depthwise_conv2d_backward_input(gy, weight, case.h, case.w, *case.conv, in_channels=case.c)
+    gx = reference.depthwise_conv2d_backward_input(gy, weight, case.window, case.size, in_channels=case.c)
     np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
-    gw = reference.depthwise_conv2d_backward_weight(x, gy, case.kh, case.kw, *case.conv)
+    gw = reference.depthwise_conv2d_backward_weight(x, gy, case.window)
     np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-10, atol=1e-12)

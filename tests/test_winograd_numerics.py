@@ -19,9 +19,10 @@ SUM_TERMS = max(C * 9, OC * 9, N * OH * OW)       # the longest sum: the weight 
 
 def direct(x, w, gy):
     """(y, gx, gw) of the direct convolution: reference im2col, a plain sum over (c, i, j), col2im."""
-    col = reference.im2col(x, 3, 3, 1, 1, PAD, PAD, 1, 1, OH, OW)                  # (N, C, 3, 3, OH, OW)
+    window = kernels.Window.of(3, padding=PAD)
+    col = reference.im2col(x, window)                                              # (N, C, 3, 3, OH, OW)
     y = np.einsum("ncijyx,ocij->noyx", col, w)
-    gx = reference.col2im(np.einsum("noyx,ocij->ncijyx", gy, w), H, W, 1, 1, PAD, PAD, 1, 1)
+    gx = reference.col2im(np.einsum("noyx,ocij->ncijyx", gy, w), window, (H, W))
     gw = np.einsum("noyx,ncijyx->ocij", gy, col)
     return y, gx, gw
 

@@ -1,8 +1,8 @@
 """Numba CPU kernels, one signature per primitive shared with kernels.reference and kernels.cuda.
 
 Call them through the dispatch functions in ``kernels`` (they check the arguments); these
-trust their inputs: C-contiguous float32/float64 arrays, Python ints, consistent shapes.
-Every kernel is compiled once per dtype and cached on disk (``cache=True``); set
+trust their inputs: C-contiguous float32/float64 arrays, Python ints, a checked kernels.Window,
+consistent shapes. Every kernel is compiled once per dtype and cached on disk (``cache=True``); set
 TINYCNN_NUMBA_PARALLEL=0 to compile them serially (see common.py).
 """
 from .batchnorm import batch_norm_backward, batch_norm_forward_eval, batch_norm_forward_train

@@ -15,18 +15,21 @@ import numpy as np
 from numba import njit, uintp
 
 
-def im2col(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None):
+def im2col(x, window, out=None):
     """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow); col[n,c,i,j,y,x] = x[n,c,y*sy-py+i*dil_h, x*sx-px+j*dil_w].
     ``out``, if given, is the (C-contiguous) array to fill."""
+    (kh, kw), (sy, sx), (py, px), (dil_h, dil_w) = window
+    oh, ow = window.output_size(*x.shape[2:])
     col = np.empty(x.shape[:2] + (kh, kw, oh, ow), x.dtype) if out is None else out
     _im2col(x, sy, sx, py, px, dil_h, dil_w, col)
     return col
 
 
-def col2im(col, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
-    """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w), the adjoint of im2col. ``out``, if given,
-    is the (C-contiguous) array to fill."""
-    x = np.empty(col.shape[:2] + (h, w), col.dtype) if out is None else out
+def col2im(col, window, size, out=None):
+    """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w) with size = (h, w), the adjoint of im2col.
+    ``out``, if given, is the (C-contiguous) array to fill."""
+    _, (sy, sx), (py, px), (dil_h, dil_w) = window
+    x = np.empty(col.shape[:2] + tuple(size), col.dtype) if out is None else out
     _col2im(col, sy, sx, py, px, dil_h, dil_w, x)
     return x
 
@@ -107,18 +110,21 @@ def _col2im(col, sy, sx, py, px, dil_h, dil_w, x):
                 image[uintp((plane * h + a) * w + b)] = padded[uintp((py + a) * wp + px + b)]
 
 
-def im2row(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None):
+def im2row(x, window, out=None):
     """x (N, C, H, W) -> rows (N, oh, ow, kh, kw, C); rows[n,y,x,i,j,c] = x[n,c,y*sy-py+i*dil_h, x*sx-px+j*dil_w].
     ``out``, if given, is the (C-contiguous) array to fill."""
+    (kh, kw), (sy, sx), (py, px), (dil_h, dil_w) = window
+    oh, ow = window.output_size(*x.shape[2:])
     rows = np.empty((x.shape[0], oh, ow, kh, kw, x.shape[1]), x.dtype) if out is None else out
     _im2row(x, sy, sx, py, px, dil_h, dil_w, rows)
     return rows
 
 
-def row2im(rows, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
-    """rows (N, oh, ow, kh, kw, C) -> x (N, C, h, w), the adjoint of im2row. ``out``, if given,
-    is the (C-contiguous) array to fill."""
-    x = np.empty((rows.shape[0], rows.shape[5], h, w), rows.dtype) if out is None else out
+def row2im(rows, window, size, out=None):
+    """rows (N, oh, ow, kh, kw, C) -> x (N, C, h, w) with size = (h, w), the adjoint of im2row.
+    ``out``, if given, is the (C-contiguous) array to fill."""
+    _, (sy, sx), (py, px), (dil_h, dil_w) = window
+    x = np.empty((rows.shape[0], rows.shape[5], *size), rows.dtype) if out is None else out
     _row2im(rows, sy, sx, py, px, dil_h, dil_w, x)
     return x
 

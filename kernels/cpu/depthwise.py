@@ -8,23 +8,27 @@ from numba import njit, prange
 from .common import PARALLEL, SUMS, valid_range
 
 
-def depthwise_conv2d_forward(x, weight, sy, sx, py, px, dil_h, dil_w, oh, ow):
+def depthwise_conv2d_forward(x, weight, window):
     """-> y (N, C*M, oh, ow)."""
+    _, (sy, sx), (py, px), (dil_h, dil_w) = window
+    oh, ow = window.output_size(*x.shape[2:])
     y = np.empty((x.shape[0], weight.shape[0], oh, ow), x.dtype)
     _depthwise_forward(x, weight, sy, sx, py, px, dil_h, dil_w, y)
     return y
 
 
-def depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dil_h, dil_w, in_channels=None):
-    """-> gx (N, C, h, w); in_channels=None means C = C*M (multiplier 1)."""
+def depthwise_conv2d_backward_input(gy, weight, window, size, in_channels=None):
+    """-> gx (N, C, h, w) with size = (h, w); in_channels=None means C = C*M (multiplier 1)."""
+    _, (sy, sx), (py, px), (dil_h, dil_w) = window
     c = gy.shape[1] if in_channels is None else in_channels
-    gx = np.empty((gy.shape[0], c, h, w), gy.dtype)
+    gx = np.empty((gy.shape[0], c, *size), gy.dtype)
     _depthwise_backward_input(gy, weight, sy, sx, py, px, dil_h, dil_w, gx)
     return gx
 
 
-def depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dil_h, dil_w):
+def depthwise_conv2d_backward_weight(x, gy, window):
     """-> gweight (C*M, 1, kh, kw)."""
+    (kh, kw), (sy, sx), (py, px), (dil_h, dil_w) = window
     gweight = np.empty((gy.shape[1], 1, kh, kw), x.dtype)
     _depthwise_backward_weight(x, gy, sy, sx, py, px, dil_h, dil_w, gweight)
     return gweight

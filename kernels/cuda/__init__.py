@@ -1,6 +1,7 @@
 """CUDA kernels run through CuPy: the GPU twins of the reference kernels the GPU path uses (im2col /
-col2im, depthwise convolution, pooling, LRN, BatchNorm, dropout), same signatures. The CPU-only
-layouts (im2row, Winograd) have none: the GPU convolution multiplies im2col columns with cuBLAS.
+col2im, depthwise convolution, pooling, LRN, BatchNorm, dropout), same signatures: the
+convolutions take a ``kernels.Window`` and launch its ints. The CPU-only layouts (im2row,
+Winograd) have none: the GPU convolution multiplies im2col columns with cuBLAS.
 
 The CUDA C lives in the *.cu files beside this one; each kernel exists as NAME_f32 and
 NAME_f64, and those mixed precision runs on float16 arrays (``HALF_KERNELS``) as NAME_f16
@@ -156,41 +157,49 @@ def _pixels(shape):
     return math.prod(shape[2:])
 
 
-def im2col(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None):
+def im2col(x, window, out=None):
     """x (N, C, H, W) -> col (N, C, kh, kw, oh, ow), zeros where a window leaves the image.
     ``out``, if given, is the (C-contiguous) array to fill."""
     x = _inputs("im2col", x)
     n, c, h, w = x.shape
+    (kh, kw), (sy, sx), (py, px), (dil_h, dil_w) = window
+    oh, ow = window.output_size(h, w)
     col = _empty((n, c, kh, kw, oh, ow), x) if out is None else out
     _launch("im2col", col.size, x, col, n * c, h, w, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     return col
 
 
-def col2im(col, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
-    """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w): the adjoint of im2col (gathered). ``out``,
-    if given, is the (C-contiguous) array to fill."""
+def col2im(col, window, size, out=None):
+    """col (N, C, kh, kw, oh, ow) -> x (N, C, h, w) with size = (h, w): the adjoint of im2col
+    (gathered). ``out``, if given, is the (C-contiguous) array to fill."""
     col = _inputs("col2im", col)
     n, c, kh, kw, oh, ow = col.shape
+    h, w = size
+    _, (sy, sx), (py, px), (dil_h, dil_w) = window
     x = _empty((n, c, h, w), col) if out is None else out
     _launch("col2im", x.size, col, x, n * c, h, w, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     return x
 
 
-def im2col_by_channel(x, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow, out=None):
+def im2col_by_channel(x, window, out=None):
     """x (N, C, H, W) -> col (C, kh, kw, N, oh, ow): im2col with the batch inside each row, the
     weight gradient's one-GEMM layout. ``out``, if given, is the (C-contiguous) array to fill."""
     x = _inputs("im2col_by_channel", x)
     n, c, h, w = x.shape
+    (kh, kw), (sy, sx), (py, px), (dil_h, dil_w) = window
+    oh, ow = window.output_size(h, w)
     col = _empty((c, kh, kw, n, oh, ow), x) if out is None else out
     _launch("im2col_by_channel", col.size, x, col, n, c, h, w, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     return col
 
 
-def col2im_by_channel(col, h, w, sy, sx, py, px, dil_h, dil_w, out=None):
-    """col (C, kh, kw, N, oh, ow) -> x (N, C, h, w): the adjoint of im2col_by_channel (gathered).
-    ``out``, if given, is the (C-contiguous) array to fill."""
+def col2im_by_channel(col, window, size, out=None):
+    """col (C, kh, kw, N, oh, ow) -> x (N, C, h, w) with size = (h, w): the adjoint of
+    im2col_by_channel (gathered). ``out``, if given, is the (C-contiguous) array to fill."""
     col = _inputs("col2im_by_channel", col)
     c, kh, kw, n, oh, ow = col.shape
+    h, w = size
+    _, (sy, sx), (py, px), (dil_h, dil_w) = window
     x = _empty((n, c, h, w), col) if out is None else out
     _launch("col2im_by_channel", x.size, col, x, n, c, h, w, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     return x
@@ -290,22 +299,25 @@ def batch_norm_update_running(running_mean, running_var, mean, var, momentum, co
     batch_norm.update_running(running_mean, running_var, mean, var, momentum, count)
 
 
-def depthwise_conv2d_forward(x, weight, sy, sx, py, px, dil_h, dil_w, oh, ow):
+def depthwise_conv2d_forward(x, weight, window):
     """x (N, C, H, W), weight (C*M, 1, kh, kw) -> y (N, C*M, oh, ow)."""
     x, weight = _inputs("depthwise_conv2d_forward", x, weight)
     n, c, h, w = x.shape
-    out_channels, _, kh, kw = weight.shape
+    out_channels = weight.shape[0]
+    (kh, kw), (sy, sx), (py, px), (dil_h, dil_w) = window
+    oh, ow = window.output_size(h, w)
     y = _empty((n, out_channels, oh, ow), x)
     _launch("depthwise_conv2d_forward", y.size, x, weight, y,
             n, c, h, w, out_channels // c, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow)
     return y
 
 
-def depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dil_h, dil_w, in_channels=None):
-    """gy (N, C*M, oh, ow) -> gx (N, C, h, w); in_channels=None means M = 1."""
+def depthwise_conv2d_backward_input(gy, weight, window, size, in_channels=None):
+    """gy (N, C*M, oh, ow) -> gx (N, C, h, w) with size = (h, w); in_channels=None means M = 1."""
     gy, weight = _inputs("depthwise_conv2d_backward_input", gy, weight)
     n, out_channels, oh, ow = gy.shape
-    kh, kw = weight.shape[2:]
+    h, w = size
+    (kh, kw), (sy, sx), (py, px), (dil_h, dil_w) = window
     c = out_channels if in_channels is None else in_channels
     gx = _empty((n, c, h, w), gy)
     _launch("depthwise_conv2d_backward_input", gx.size, gy, weight, gx,
@@ -313,10 +325,11 @@ def depthwise_conv2d_backward_input(gy, weight, h, w, sy, sx, py, px, dil_h, dil
     return gx
 
 
-def depthwise_conv2d_backward_weight(x, gy, kh, kw, sy, sx, py, px, dil_h, dil_w):
+def depthwise_conv2d_backward_weight(x, gy, window):
     """x (N, C, H, W), gy (N, C*M, oh, ow) -> gweight (C*M, 1, kh, kw)."""
     x, gy = _inputs("depthwise_conv2d_backward_weight", x, gy)
     n, c, h, w = x.shape
+    (kh, kw), (sy, sx), (py, px), (dil_h, dil_w) = window
     out_channels, oh, ow = gy.shape[1:]
     gweight = _empty((out_channels, 1, kh, kw), x)
     _launch("depthwise_conv2d_backward_weight", gweight.size, x, gy, gweight,

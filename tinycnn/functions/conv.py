@@ -80,14 +80,13 @@ class Conv2d(Function):
     def _begin(self, x, weight, bias):
         """Keep what backward reads, compute the output size; -> the bias as (1, OC, 1, 1) or None."""
         self.x, self.weight, self.has_bias = x, weight, bias is not None
-        kh, kw, sy, sx, py, px, dil_h, dil_w = self._window()
-        self.oh = kernels.conv_output_size(x.shape[2], kh, sy, py, dil_h)
-        self.ow = kernels.conv_output_size(x.shape[3], kw, sx, px, dil_w)
+        self.oh, self.ow = self._window().output_size(*x.shape[2:])
         return None if bias is None else bias.reshape(1, -1, 1, 1)
 
     def _window(self):
-        """(kh, kw, sy, sx, py, px, dil_h, dil_w), the window arguments every kernel takes."""
-        return (*self.weight.shape[2:], *self.stride, *self.padding, *self.dilation)
+        """The kernels.Window every convolution kernel takes: the weight's kernel size and this
+        convolution's stride, padding and dilation."""
+        return kernels.Window(tuple(self.weight.shape[2:]), self.stride, self.padding, self.dilation)
 
     def _gradients_needed(self):
         """(need_gx, need_gw): no gx for an input image, no gw for a frozen weight."""

@@ -20,15 +20,14 @@ class Conv2dDepthwise(Conv2d):
 
     def forward(self, x, weight, bias=None):
         bias4 = self._begin(x, weight, bias)
-        y = kernels.depthwise_conv2d_forward(x, weight, *self._window()[2:], self.oh, self.ow)
+        y = kernels.depthwise_conv2d_forward(x, weight, self._window())
         if bias4 is not None:
             y += bias4
         return y
 
     def backward(self, gy):
-        (n, c, h, w), (kh, kw) = self.x.shape, self.weight.shape[2:]
+        c, size, window = self.x.shape[1], self.x.shape[2:], self._window()
         need_gx, need_gw = self._gradients_needed()
-        window = self._window()[2:]                        # stride, padding, dilation
-        gx = kernels.depthwise_conv2d_backward_input(gy, self.weight, h, w, *window, in_channels=c) if need_gx else None
-        gw = kernels.depthwise_conv2d_backward_weight(self.x, gy, kh, kw, *window) if need_gw else None
+        gx = kernels.depthwise_conv2d_backward_input(gy, self.weight, window, size, in_channels=c) if need_gx else None
+        gw = kernels.depthwise_conv2d_backward_weight(self.x, gy, window) if need_gw else None
         return gx, gw, gy.sum(axis=(0, 2, 3)) if self.has_bias else None

@@ -79,7 +79,7 @@ class Conv2dIm2col(Conv2d):
                 else:
                     gcol = self._column_buffer("conv2d.gcol", col_shape[0])
                     self._matmul(w_groups_t, gy_groups[chunk], gcol.reshape(col_shape))
-                    kernels.col2im(gcol, h, w, *self._window()[2:], out=gx[chunk])
+                    kernels.col2im(gcol, self._window(), (h, w), out=gx[chunk])
             return gw, gb
         gw, gb = sum_parts(self._map_chunks(backward_chunks))
         return gx, gw.reshape(weight.shape) if need_gw else None, gb
@@ -96,7 +96,7 @@ class Conv2dIm2col(Conv2d):
         n, c = x.shape[:2]
         if self._is_pointwise():
             return x.reshape(n, self.groups, c // self.groups, -1)
-        col = kernels.im2col(x, *self._window(), self.oh, self.ow, out=self._column_buffer("conv2d.col", n))
+        col = kernels.im2col(x, self._window(), out=self._column_buffer("conv2d.col", n))
         return col.reshape(n, self.groups, -1, self.oh * self.ow)
 
     def _matmul(self, a, b, out):
@@ -130,7 +130,7 @@ class Conv2dIm2col(Conv2d):
             if pointwise:
                 col = xp.ascontiguousarray(x.swapaxes(0, 1))
             else:
-                col = kernels.im2col_by_channel(x, *self._window(), self.oh, self.ow,
+                col = kernels.im2col_by_channel(x, self._window(),
                                                 out=self._scratch("conv2d.col_by_channel", by_channel))
             col_rows = col.reshape(groups, k, -1)
             for group in range(groups):
@@ -143,5 +143,5 @@ class Conv2dIm2col(Conv2d):
             if pointwise:
                 gx[...] = gcol.swapaxes(0, 1)
             else:
-                kernels.col2im_by_channel(gcol, x.shape[2], x.shape[3], *self._window()[2:], out=gx)
+                kernels.col2im_by_channel(gcol, self._window(), x.shape[2:], out=gx)
         return gb

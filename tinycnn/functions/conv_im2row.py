@@ -70,7 +70,7 @@ class Conv2dIm2row(Conv2d):
                 if need_gx:
                     g_rows = self._scratch("conv2d.rows", (images, self.oh, self.ow, kh, kw, c))
                     np.matmul(gy_rows, w_rows, out=g_rows.reshape(images * pixels, -1))
-                    kernels.row2im(g_rows, h, w, *self._window()[2:], out=gx[chunk])
+                    kernels.row2im(g_rows, self._window(), (h, w), out=gx[chunk])
             return gw_rows, gb
         gw_rows, gb = sum_parts(self._map_chunks(backward_chunks))
         gw = np.ascontiguousarray(gw_rows.reshape(oc, kh, kw, c).transpose(0, 3, 1, 2)) if need_gw else None
@@ -85,5 +85,5 @@ class Conv2dIm2row(Conv2d):
         n, c = x.shape[:2]
         kh, kw = self.weight.shape[2:]
         rows = self._scratch("conv2d.rows", (n, self.oh, self.ow, kh, kw, c))
-        kernels.im2row(x, *self._window(), self.oh, self.ow, out=rows)
+        kernels.im2row(x, self._window(), out=rows)
         return rows.reshape(n * self.oh * self.ow, -1)
