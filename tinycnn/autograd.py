@@ -37,12 +37,18 @@ class Function:
     ``saves_outputs`` says whether it reads the outputs; backward raises if one of those
     tensors changed in place since forward. The defaults (every input, the outputs too)
     are the safe choice for a Function that declares nothing.
+
+    ``fresh_grads = True`` promises that ``backward`` returns a new array per input, which
+    neither the Function nor anything else keeps: a parameter then takes its first gradient
+    as its ``.grad`` without a copy. False (the default) is right for a Function that passes
+    ``gy`` on, returns a view of it, or one array for two inputs (``Add``).
     """
 
     generation = 0
     _needs_input_grad = None
     saved_inputs = None     # None: all inputs
     saves_outputs = True
+    fresh_grads = False
 
     def needs_input_grad(self, index):
         """Whether input `index` requires a gradient (True when backward is called directly)."""
@@ -192,7 +198,7 @@ def _run_backward(root, grad, retain_graph):
                 raise RuntimeError(f"backward: {type(function).__name__} returned a gradient of shape {g.shape} "
                                    f"for an input of shape {tensor.shape}")
             if tensor.creator is None:
-                tensor._accumulate(g)
+                tensor._accumulate(g, owned=function.fresh_grads)
                 for hook in tuple(tensor._post_accumulate_grad_hooks.values()):
                     hook(tensor)
             else:

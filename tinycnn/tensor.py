@@ -204,9 +204,11 @@ class Tensor(TensorOps):
             return
         _run_backward(self, grad, retain_graph)
 
-    def _accumulate(self, grad):
+    def _accumulate(self, grad, owned=False):
+        """Add `grad` into ``.grad``. ``owned``: nothing else holds `grad`, so the first gradient
+        is kept as it is instead of copied (one array and, on a GPU, one launch fewer)."""
         if self.grad is None:
-            self.grad = grad.copy()
+            self.grad = grad if owned else grad.copy()
         else:
             self.grad += grad
 

@@ -64,6 +64,7 @@ class Conv2d(Function):
     says which convolutions it cannot run."""
 
     saved_inputs, saves_outputs = (0, 1), False     # backward reads x and the weight, never the bias
+    fresh_grads = True      # every algorithm allocates gx, gw and gb anew
     name = None              # the algorithm's name in conv2d(algorithm=...) and conv_algorithm
     layout = None            # the workspace it builds, named in a WorkspaceWarning
 

@@ -46,9 +46,10 @@ class Linear(Function):
     """y = x @ W.T + b with W of shape (out_features, in_features)."""
 
     saved_inputs, saves_outputs = (0, 1), False
+    fresh_grads = True      # new products and sums
 
     def forward(self, x, weight, bias=None):
-        self.x, self.weight = x, weight
+        self.x, self.weight, self.has_bias = x, weight, bias is not None
         y = x @ weight.T
         if bias is not None:
             y += bias
@@ -58,7 +59,7 @@ class Linear(Function):
         gx = gy @ self.weight
         rows = int(np.prod(gy.shape[:-1]))      # not -1: with 0 features the size says nothing
         gw = gy.reshape(rows, gy.shape[-1]).T @ self.x.reshape(rows, self.x.shape[-1])
-        gb = gy.reshape(rows, gy.shape[-1]).sum(axis=0)
+        gb = gy.reshape(rows, gy.shape[-1]).sum(axis=0) if self.has_bias else None
         return gx, gw, gb
 
 

@@ -21,6 +21,8 @@ class BatchNorm(Function):
     (its sign is the ReLU's mask) instead of a mask of its own. With ``relu_input`` a ReLU
     comes first, in the same pass: BatchNorm of max(x, 0), whose mask is the sign of x."""
 
+    fresh_grads = True      # every path of backward allocates gx, ggamma and gbeta
+
     def __init__(self, training, eps, running_mean, running_var, momentum, relu=False, relu_input=False):
         self.training, self.eps, self.momentum = training, eps, momentum
         self.running_mean, self.running_var = running_mean, running_var
