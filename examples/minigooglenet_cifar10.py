@@ -11,10 +11,9 @@ As in that book: SGD with momentum 0.9 from lr 5e-3, polynomial decay
 Data: cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, placed in
 $TINYCNN_DATA/cifar10 or ~/.tinycnn/datasets/cifar10.
 """
-import argparse
 import sys
 
-from tinycnn.train import Recipe, RecipeError, run
+from tinycnn.train import Recipe, RecipeError, run_script
 
 RECIPE = Recipe(model="minigooglenet", dataset="cifar10", epochs=70, batch_size=64, lr=5e-3, optimizer="sgd",
                 momentum=0.9, weight_decay=5e-4, schedule="poly", power=1.0, augment=True,
@@ -22,16 +21,7 @@ RECIPE = Recipe(model="minigooglenet", dataset="cifar10", epochs=70, batch_size=
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=RECIPE.epochs, help="total epochs (default %(default)s)")
-    parser.add_argument("--limit", type=int, help="train and test on random subsets of this many images")
-    parser.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint of this run")
-    args = parser.parse_args(argv)
-
-    recipe = Recipe.from_checkpoint(args.resume) if args.resume else RECIPE
-    recipe = recipe.replace(epochs=args.epochs, limit=args.limit or recipe.limit)
-    history = run(recipe, resume=args.resume, resume_command=f"python {sys.argv[0]} --resume {{path}}")
-    return 130 if history.interrupted else 0
+    return run_script(RECIPE, argv, description=__doc__)
 
 
 if __name__ == "__main__":

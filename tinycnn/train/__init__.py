@@ -13,10 +13,10 @@ from .checkpoint import read_checkpoint
 from .builders import RecipeError, load_split, build_model, make_optimizer, make_schedule, load_model
 from .split import stratified_split, split_dataset
 from .transfer import extract_features, LogisticRegression
-from .recipe import Recipe, run, write_report
+from .recipe import Recipe, run, run_script, write_report
 
 __all__ = ["rank_k_accuracy", "confusion_matrix", "classification_report", "plot_confusion_matrix",
            "fit", "evaluate", "predict", "History", "Trainer", "Callback", "ModelCheckpoint",
            "EarlyStopping", "ReduceLROnPlateau", "CSVLogger", "TrainingMonitor", "read_checkpoint", "RecipeError",
-           "load_split", "build_model", "make_optimizer", "make_schedule", "Recipe", "run", "write_report",
-           "load_model", "stratified_split", "split_dataset", "extract_features", "LogisticRegression"]
+           "load_split", "build_model", "make_optimizer", "make_schedule", "Recipe", "run", "run_script",
+           "write_report", "load_model", "stratified_split", "split_dataset", "extract_features", "LogisticRegression"]

@@ -14,9 +14,11 @@ the validation split's), ``log.csv``. Then the test split is evaluated once, wit
 weights: ``report.txt``, ``confusion_matrix.png`` and ``results.json`` (validation and test
 metrics, each named). Each checkpoint stores the recipe, so ``Recipe.from_checkpoint`` and
 ``run(recipe, resume=path)`` continue a run.
-The ``tinycnn train`` command and the examples/ scripts are this function.
+The ``tinycnn train`` command is this function; ``run_script`` gives an examples/ script its options.
 """
+import argparse
 import os
+import sys
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -206,6 +208,27 @@ def run(recipe, resume=None, lr=None, download=False, resume_command=None, distr
     if not history.interrupted and lead:
         history.test = evaluate_test_split(model, checkpoints, history, test_loader, list(train_set.classes), out)
     return history
+
+
+def run_script(recipe, argv=None, description=None):
+    """Run ``recipe`` from a script's command line, ``--epochs N`` (the total; default the recipe's),
+    ``--limit N`` (random subsets for a quick look), ``--resume CHECKPOINT``; returns the exit status
+    (0, or 130 after ctrl+c). An examples/ script is a Recipe and this:
+
+        def main(argv=None):
+            return run_script(RECIPE, argv, description=__doc__)
+    """
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=recipe.epochs, help="total epochs (default %(default)s)")
+    parser.add_argument("--limit", type=int, help="train and test on random subsets of this many images")
+    parser.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint of this run")
+    args = parser.parse_args(argv)
+
+    if args.resume:
+        recipe = Recipe.from_checkpoint(args.resume)
+    recipe = recipe.replace(epochs=args.epochs, limit=args.limit or recipe.limit)
+    history = run(recipe, resume=args.resume, resume_command=f"python {sys.argv[0]} --resume {{path}}")
+    return 130 if history.interrupted else 0
 
 
 def join_job(recipe, backend):
