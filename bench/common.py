@@ -45,6 +45,15 @@ def median_time(step, steps, warmup):
 
 
 def peak_rss_mib():
+    """This process's peak resident memory. Linux's VmHWM, not ru_maxrss: a spawned worker's
+    ru_maxrss starts at its parent's peak (it survives the exec), VmHWM at its own."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

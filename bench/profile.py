@@ -15,7 +15,7 @@ def _subclasses(cls):
         yield from _subclasses(sub)
 
 
-def profile(model_name, batch, steps):
+def profile(model_name, batch, steps, plain=False):
     import tinycnn
     import tinycnn.functions as F
     from tinycnn import models
@@ -34,8 +34,10 @@ def profile(model_name, batch, steps):
         for phase in ("forward", "backward"):
             if phase in cls.__dict__:
                 setattr(cls, phase, timed(cls, phase, cls.__dict__[phase]))
-    tinycnn.keep_freed_memory()          # as tinycnn.train.fit does
-    model = tinycnn.nn.fuse(models.get(model_name, num_classes=10))     # BatchNorm + ReLU as one op, as fit
+    model = models.get(model_name, num_classes=10)
+    if not plain:           # as tinycnn.train.fit runs it; --plain: as a user's own loop
+        tinycnn.keep_freed_memory()
+        model = tinycnn.nn.fuse(model)      # BatchNorm + ReLU as one op
     optimizer = tinycnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(0)
     x = tinycnn.Tensor(rng.random((batch, 3, 32, 32), dtype=np.float32))
@@ -65,8 +67,9 @@ def main(argv=None):
     parser.add_argument("--model", choices=["minivgg", "minigooglenet"], default="minigooglenet")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--plain", action="store_true", help="no nn.fuse, no keep_freed_memory: a user's own loop")
     args = parser.parse_args(argv)
-    profile(args.model, args.batch, args.steps)
+    profile(args.model, args.batch, args.steps, args.plain)
 
 
 if __name__ == "__main__":

@@ -527,6 +527,19 @@ def test_max_pool_propagates_nan_and_points_at_it(implementation):
     np.testing.assert_array_equal(y[0, 0].ravel()[1:], [7.0, 13.0, 15.0])
 
 
+@pytest.mark.parametrize("h, w, ceil_mode", [(4, 6, False), (5, 7, False), (5, 7, True), (2, 2, False)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_2x2_fast_path_matches_the_reference(h, w, ceil_mode, dtype):
+    """The CPU's 2x2 stride-2 path (planes without NaN; a ceil-mode partial window takes the
+    general one): ties, -inf, and a NaN in one plane of the batch beside clean ones."""
+    x = normal(3, 2, 3, h, w, ties=True).astype(dtype)
+    x[0, 1, 0, :] = -np.inf
+    x[1, 2, h - 1, w - 1] = np.nan
+    oh, ow = out_size(h, 2, 2, 0, ceil_mode=ceil_mode), out_size(w, 2, 2, 0, ceil_mode=ceil_mode)
+    y, argmax = assert_cpu_matches_reference("max_pool2d_forward", x, 2, 2, 2, 2, 0, 0, oh, ow, exact=True)
+    assert np.isnan(y[1, 2]).sum() == (1 if (h % 2 == 0 or ceil_mode) and (w % 2 == 0 or ceil_mode) else 0)
+
+
 @pytest.mark.parametrize("implementation", ["reference", "cpu"])
 def test_max_pool_backward_sums_overlapping_windows(implementation):
     x = np.zeros((1, 1, 3, 3))
