@@ -73,6 +73,43 @@ __device__ __forceinline__ int end_of_windows_containing(int in, int stride, int
     return end < out_size ? end : out_size;
 }
 
+// The input value im2col copies for tap (i, j) of output position (oy, ox): plane[iy, ix] with
+// iy = oy * sy - py + i * dil_h, ix = ox * sx - px + j * dil_w, or 0 outside the (h, w) plane.
+template <typename T>
+__device__ __forceinline__ T window_tap(const T* plane, int h, int w, int oy, int ox, int i, int j,
+                                        int sy, int sx, int py, int px, int dil_h, int dil_w)
+{
+    const int iy = oy * sy - py + i * dil_h;
+    const int ix = ox * sx - px + j * dil_w;
+    const bool inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
+    return inside ? plane[(long long)iy * w + ix] : T(0);
+}
+
+// col2im's gather: the sum of every column element that window_tap read from input pixel
+// (iy, ix), in (i, j) order (deterministic, no atomics). `col` holds an (oh, ow) block per tap,
+// block (i, j) at col + (i * kw + j) * tap_stride.
+template <typename T>
+__device__ __forceinline__ typename Accumulator<T>::type sum_of_taps(
+    const T* col, long long tap_stride, int iy, int ix, int kh, int kw, int sy, int sx, int py, int px,
+    int dil_h, int dil_w, int oh, int ow)
+{
+    using Acc = typename Accumulator<T>::type;
+    Acc sum = 0;
+    for (int i = 0; i < kh; ++i) {
+        const int oy = output_of_tap(iy + py - i * dil_h, sy, oh);
+        if (oy < 0) {
+            continue;
+        }
+        for (int j = 0; j < kw; ++j) {
+            const int ox = output_of_tap(ix + px - j * dil_w, sx, ow);
+            if (ox >= 0) {
+                sum += Acc(col[(i * kw + j) * tap_stride + (long long)oy * ow + ox]);
+            }
+        }
+    }
+    return sum;
+}
+
 // Cooperative reductions: REDUCE_THREADS is the most threads a reduction block may have (the
 // size of its __shared__ arrays; kernels/cuda/batch_norm.py launches no more).
 #define REDUCE_THREADS 256

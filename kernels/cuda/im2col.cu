@@ -21,15 +21,11 @@ __device__ void im2col(const T* x, T* col, int planes, int h, int w, int kh, int
         rest /= kw;
         const int i = (int)(rest % kh);
         const long long plane = rest / kh;
-        const int iy = oy * sy - py + i * dil_h;
-        const int ix = ox * sx - px + j * dil_w;
-        const bool inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
-        col[index] = inside ? x[(plane * h + iy) * w + ix] : T(0);
+        col[index] = window_tap(x + plane * h * w, h, w, oy, ox, i, j, sy, sx, py, px, dil_h, dil_w);
     }
 }
 
-// One thread per input pixel: it sums every column element that was read from it, in
-// (i, j) order, so the result is deterministic (no atomics).
+// One thread per input pixel: it sums every column element that was read from it (sum_of_taps).
 template <typename T>
 __device__ void col2im(const T* col, T* x, int planes, int h, int w, int kh, int kw,
                        int sy, int sx, int py, int px, int dil_h, int dil_w, int oh, int ow)
@@ -39,21 +35,9 @@ __device__ void col2im(const T* col, T* x, int planes, int h, int w, int kh, int
         const int ix = (int)(index % w);
         const int iy = (int)(index / w % h);
         const long long plane = index / w / h;
-        using Acc = typename Accumulator<T>::type;
-        Acc sum = 0;
-        for (int i = 0; i < kh; ++i) {
-            const int oy = output_of_tap(iy + py - i * dil_h, sy, oh);
-            if (oy < 0) {
-                continue;
-            }
-            for (int j = 0; j < kw; ++j) {
-                const int ox = output_of_tap(ix + px - j * dil_w, sx, ow);
-                if (ox >= 0) {
-                    sum += Acc(col[(((plane * kh + i) * kw + j) * oh + oy) * ow + ox]);
-                }
-            }
-        }
-        x[index] = T(sum);
+        const long long tap_stride = (long long)oh * ow;
+        const T* taps = col + plane * kh * kw * tap_stride;
+        x[index] = T(sum_of_taps(taps, tap_stride, iy, ix, kh, kw, sy, sx, py, px, dil_h, dil_w, oh, ow));
     }
 }
 
