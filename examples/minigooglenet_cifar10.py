@@ -13,7 +13,7 @@ $TINYCNN_DATA/cifar10 or ~/.tinycnn/datasets/cifar10.
 """
 import sys
 
-from tinycnn.train import Recipe, RecipeError, run_script
+from tinycnn.train import Recipe, run_script
 
 RECIPE = Recipe(model="minigooglenet", dataset="cifar10", epochs=70, batch_size=64, lr=5e-3, optimizer="sgd",
                 momentum=0.9, weight_decay=5e-4, schedule="poly", power=1.0, augment=True,
@@ -25,7 +25,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (RecipeError, FileNotFoundError) as error:   # a missing dataset says where it was looked for
-        sys.exit(f"error: {error}")
+    sys.exit(main())

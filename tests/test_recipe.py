@@ -147,3 +147,17 @@ def test_an_example_is_a_script_on_the_recipe_api(tmp_path, data_dir, monkeypatc
     experiments = load_example("deepergooglenet_tinyimagenet").EXPERIMENTS
     assert experiments["2"].schedule == "piecewise" and experiments["2"].boundaries == [20, 30]
     assert experiments["4"].model_options == {"inception_4": True} and experiments["4"].optimizer == "adam"
+
+
+def test_an_example_says_what_went_wrong_on_stderr_and_exits_1(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TINYCNN_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("HOME", str(tmp_path))                     # no ~/.tinycnn/datasets/cifar10 either
+    example = load_example("minigooglenet_cifar10")
+    for argv, message in ((["--limit", "30", "--epochs", "1"], "error: CIFAR-10: no data found"),
+                          (["--epochs", "0"], "error: Recipe: epochs must be >= 1, got 0"),
+                          (["--resume", str(tmp_path / "none.npz")], "does not exist")):
+        assert example.main(argv) == 1
+        out, err = capsys.readouterr()
+        assert message in err.splitlines()[0] and "Traceback" not in err and out == ""
+    assert not (tmp_path / "runs").exists()

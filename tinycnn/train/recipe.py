@@ -212,8 +212,9 @@ def run(recipe, resume=None, lr=None, download=False, resume_command=None, distr
 
 def run_script(recipe, argv=None, description=None):
     """Run ``recipe`` from a script's command line, ``--epochs N`` (the total; default the recipe's),
-    ``--limit N`` (random subsets for a quick look), ``--resume CHECKPOINT``; returns the exit status
-    (0, or 130 after ctrl+c). An examples/ script is a Recipe and this:
+    ``--limit N`` (random subsets for a quick look), ``--resume CHECKPOINT``; returns the exit status:
+    0, 130 after ctrl+c, 1 after a one-line ``error: ...`` on stderr for a RecipeError or a missing
+    dataset. An examples/ script is a Recipe and this:
 
         def main(argv=None):
             return run_script(RECIPE, argv, description=__doc__)
@@ -224,10 +225,14 @@ def run_script(recipe, argv=None, description=None):
     parser.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint of this run")
     args = parser.parse_args(argv)
 
-    if args.resume:
-        recipe = Recipe.from_checkpoint(args.resume)
-    recipe = recipe.replace(epochs=args.epochs, limit=args.limit or recipe.limit)
-    history = run(recipe, resume=args.resume, resume_command=f"python {sys.argv[0]} --resume {{path}}")
+    try:
+        if args.resume:
+            recipe = Recipe.from_checkpoint(args.resume)
+        recipe = recipe.replace(epochs=args.epochs, limit=args.limit or recipe.limit)
+        history = run(recipe, resume=args.resume, resume_command=f"python {sys.argv[0]} --resume {{path}}")
+    except (RecipeError, FileNotFoundError) as error:   # a missing dataset says where it was looked for
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 130 if history.interrupted else 0
 
 
