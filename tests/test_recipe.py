@@ -11,7 +11,7 @@ import pytest
 import tinycnn.nn as nn
 from test_cli import fake_mnist, run as run_cli
 from tinycnn.train import Recipe, RecipeError, build_model, load_split, make_optimizer, make_schedule, \
-    read_checkpoint, run
+    read_checkpoint, run, run_script
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -161,3 +161,5 @@ def test_an_example_says_what_went_wrong_on_stderr_and_exits_1(tmp_path, monkeyp
         out, err = capsys.readouterr()
         assert message in err.splitlines()[0] and "Traceback" not in err and out == ""
     assert not (tmp_path / "runs").exists()
+    with pytest.raises(TypeError, match="run_script: expected a tinycnn.train.Recipe, got dict"):
+        run_script({"model": "lenet"}, [])

@@ -213,12 +213,14 @@ def run(recipe, resume=None, lr=None, download=False, resume_command=None, distr
 def run_script(recipe, argv=None, description=None):
     """Run ``recipe`` from a script's command line, ``--epochs N`` (the total; default the recipe's),
     ``--limit N`` (random subsets for a quick look), ``--resume CHECKPOINT``; returns the exit status:
-    0, 130 after ctrl+c, 1 after a one-line ``error: ...`` on stderr for a RecipeError or a missing
-    dataset. An examples/ script is a Recipe and this:
+    0, 130 after ctrl+c, 1 after ``error: ...`` on stderr for a RecipeError or a missing dataset.
+    An examples/ script is a Recipe and this:
 
         def main(argv=None):
             return run_script(RECIPE, argv, description=__doc__)
     """
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"run_script: expected a tinycnn.train.Recipe, got {type(recipe).__name__}")
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=recipe.epochs, help="total epochs (default %(default)s)")
     parser.add_argument("--limit", type=int, help="train and test on random subsets of this many images")
