@@ -15,13 +15,15 @@ Tests force one with ``use``:
     >>> y[0, 0].tolist()
     [[5.0, 7.0], [13.0, 15.0]]
 
-Modules: ``dispatch`` (the choice and the checks), ``conv``, ``winograd``, ``pool``, ``norm``
+Modules: ``dispatch`` (the choice and the checks), ``conv``, ``winograd``, ``pool``, ``norm``,
+``activation``
 (the dispatch functions by family), ``geometry`` (the output-size formula and ``Window``, the
 convolution kernels' geometry), ``device`` (the one GPU probe). Conventions: NCHW, float32 or
 float64 (the output keeps the input dtype), integer arguments are Python ints; the convolution
 kernels take a ``Window`` and compute their output size, pooling takes (oh, ow) from the caller.
 """
 from . import reference
+from .activation import relu_backward, relu_forward
 from .conv import (channel_rows_and_sums, col2im, col2im_by_channel, depthwise_conv2d_backward_input,
                    depthwise_conv2d_backward_weight, depthwise_conv2d_forward, im2col, im2col_by_channel, im2row,
                    row2im, swap_last_axes)

@@ -229,6 +229,16 @@ def _relu(x):
     return np.where(x < 0, 0, x).astype(x.dtype)
 
 
+def relu_forward(x):
+    """y = max(x, 0) with NaN kept, in x's dtype."""
+    return array_module(x).where(x <= 0, x.dtype.type(0), x)
+
+
+def relu_backward(gy, y):
+    """gx = gy where y > 0, else 0."""
+    return array_module(gy).where(y > 0, gy, gy.dtype.type(0))
+
+
 def _depthwise_windows(x, multiplier, window):
     """Windows of the input channel each output channel reads: (N, C*M, kh, kw, oh, ow)."""
     return im2col(np.repeat(x, multiplier, axis=1), window)      # output channel o reads input o // M

@@ -527,6 +527,15 @@ def test_max_pool_propagates_nan_and_points_at_it(implementation):
     np.testing.assert_array_equal(y[0, 0].ravel()[1:], [7.0, 13.0, 15.0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_keeps_nan_and_passes_gradient_only_where_the_output_is_positive(dtype):
+    x = np.array([-np.inf, -1.0, -0.0, 0.0, 1e-30, 2.0, np.inf, np.nan] * 5, dtype)   # 40: past one vector
+    y = assert_cpu_matches_reference("relu_forward", x, exact=True)
+    np.testing.assert_array_equal(y[:8], np.array([0, 0, 0, 0, 1e-30, 2, np.inf, np.nan], dtype))
+    gx = assert_cpu_matches_reference("relu_backward", np.arange(40, dtype=dtype) + 1, y, exact=True)
+    np.testing.assert_array_equal(gx[:8], [0, 0, 0, 0, 5, 6, 7, 0])
+
+
 @pytest.mark.parametrize("h, w, ceil_mode", [(4, 6, False), (5, 7, False), (5, 7, True), (2, 2, False)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_pool_2x2_fast_path_matches_the_reference(h, w, ceil_mode, dtype):
@@ -599,6 +608,8 @@ def example_calls(dtype):
         "max_pool2d_backward": ((gy, argmax, 9, 7, *window), {}),
         "avg_pool2d_forward": ((x, *window, oh, ow, False), {}),
         "avg_pool2d_backward": ((gy, 9, 7, *window, True), {}),
+        "relu_forward": ((x,), {}),
+        "relu_backward": ((data(*x.shape), kernels.reference.relu_forward(x)), {}),
         "lrn_forward": ((x, 5, 1e-2, 0.75, 2.0), {}),
         "lrn_backward": ((x, lrn_y, lrn_scale, data(*x.shape), 5, 1e-2, 0.75), {}),
         "batch_norm_forward_train": ((xb, gamma, beta, 1e-5), {}),
@@ -715,6 +726,10 @@ def bad_calls():
          swap("max_pool2d_backward", 1, calls["max_pool2d_backward"][0][1][:1])),
         ("avg_pool2d_forward", ValueError, "kw must be positive", swap("avg_pool2d_forward", 2, 0)),
         ("avg_pool2d_backward", ValueError, "does not fit an input h=2", swap("avg_pool2d_backward", 1, 2)),
+        ("relu_forward", TypeError, "float32 or float64", swap("relu_forward", 0, x.astype(np.int32))),
+        ("relu_backward", ValueError, "y must have shape", swap("relu_backward", 1, x[:1])),
+        ("relu_backward", TypeError, "y has dtype float32 but gy has float64",
+         swap("relu_backward", 1, x.astype(np.float32))),
         ("lrn_forward", ValueError, "size must be positive", swap("lrn_forward", 1, 0)),
         ("lrn_forward", TypeError, "alpha must be a real number", swap("lrn_forward", 2, "0.1")),
         ("lrn_backward", TypeError, "scale has dtype float32",

@@ -337,6 +337,16 @@ def depthwise_conv2d_backward_weight(x, gy, window):
     return gweight
 
 
+def relu_forward(x):
+    """max(x, 0), NaN kept: one CuPy elementwise launch (float16 too, under AMP)."""
+    return _require_cupy().maximum(x, x.dtype.type(0))
+
+
+def relu_backward(gy, y):
+    """gy where y > 0, else 0: CuPy's comparison and select."""
+    return _require_cupy().where(y > 0, gy, gy.dtype.type(0))
+
+
 def dropout_apply(x, mask, scale):
     """y = x * mask * scale, mask a bool array of x's shape (scale is usually 1 / (1 - p))."""
     x = _inputs("dropout_apply", x)

@@ -4,20 +4,21 @@
     >>> F.relu(tinycnn.Tensor([-1.0, 2.0]))
     tensor([0., 2.], dtype=float32)
 """
+from .. import kernels
 from ..backend import get_array_module
 from ..tensor import Function
 from .validate import require_float
 
 
 class ReLU(Function):
-    saved_inputs, saves_outputs = (), False
+    saved_inputs, saves_outputs = (), True      # backward reads the output: y > 0 is the mask, as in PyTorch
 
     def forward(self, x):
-        self.mask = x > 0
-        return get_array_module(x).maximum(x, 0)
+        self.y = kernels.relu_forward(x)
+        return self.y
 
     def backward(self, gy):
-        return gy * self.mask
+        return kernels.relu_backward(gy, self.y)
 
 
 class ReLU6(Function):
