@@ -3,7 +3,8 @@
     python -m bench.plain_loop --model minivgg
     OPENBLAS_CORETYPE=Haswell python -m bench.plain_loop --model minigooglenet
 
-Each step is forward, softmax cross entropy, zero_grad, backward, step and float(loss), and
+Each step is forward, softmax cross entropy, zero_grad, backward, step and float(loss) (PyTorch's
+loss.item()), and
 nothing else: no nn.fuse, no keep_freed_memory, no thread settings. The two frameworks take
 turns for --rounds rounds (the shared machine's speed drifts; taking turns exposes both to
 it), each round timing --steps steps after a warm-up; the figure is the median over rounds.
@@ -70,7 +71,7 @@ def torch_steps(model_name, batch, train):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        return float(loss)
+        return loss.item()
     return step
 
 
