@@ -536,17 +536,19 @@ def test_relu_keeps_nan_and_passes_gradient_only_where_the_output_is_positive(dt
     np.testing.assert_array_equal(gx[:8], [0, 0, 0, 0, 5, 6, 7, 0])
 
 
-@pytest.mark.parametrize("h, w, ceil_mode", [(4, 6, False), (5, 7, False), (5, 7, True), (2, 2, False)])
+@pytest.mark.parametrize("h, w, ceil_mode", [(4, 6, False), (5, 7, False), (5, 7, True), (3, 3, False), (8, 9, True)])
+@pytest.mark.parametrize("k", [2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_max_pool_2x2_fast_path_matches_the_reference(h, w, ceil_mode, dtype):
-    """The CPU's 2x2 stride-2 path (planes without NaN; a ceil-mode partial window takes the
-    general one): ties, -inf, and a NaN in one plane of the batch beside clean ones."""
+def test_max_pool_stride_2_fast_paths_match_the_reference(h, w, ceil_mode, k, dtype):
+    """The CPU's 2x2 and 3x3 stride-2 paths (planes without NaN; a ceil-mode partial window takes
+    the general one): ties, -inf, and a NaN in one plane of the batch beside clean ones."""
     x = normal(3, 2, 3, h, w, ties=True).astype(dtype)
     x[0, 1, 0, :] = -np.inf
     x[1, 2, h - 1, w - 1] = np.nan
-    oh, ow = out_size(h, 2, 2, 0, ceil_mode=ceil_mode), out_size(w, 2, 2, 0, ceil_mode=ceil_mode)
-    y, argmax = assert_cpu_matches_reference("max_pool2d_forward", x, 2, 2, 2, 2, 0, 0, oh, ow, exact=True)
-    assert np.isnan(y[1, 2]).sum() == (1 if (h % 2 == 0 or ceil_mode) and (w % 2 == 0 or ceil_mode) else 0)
+    oh, ow = out_size(h, k, 2, 0, ceil_mode=ceil_mode), out_size(w, k, 2, 0, ceil_mode=ceil_mode)
+    y, argmax = assert_cpu_matches_reference("max_pool2d_forward", x, k, k, 2, 2, 0, 0, oh, ow, exact=True)
+    nan_in_a_window = (h - k) % 2 == 0 or ceil_mode, (w - k) % 2 == 0 or ceil_mode
+    assert np.isnan(y[1, 2]).sum() == all(nan_in_a_window)
 
 
 @pytest.mark.parametrize("implementation", ["reference", "cpu"])

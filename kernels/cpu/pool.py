@@ -25,13 +25,16 @@ def max_pool2d_forward(x, kh, kw, sy, sx, py, px, oh, ow):
 def _max_pool2d_forward(x, kh, kw, sy, sx, py, px, y, argmax):
     n_images, channels, h, w = x.shape
     oh, ow = y.shape[2:]
-    two_by_two = kh == kw == sy == sx == 2 and py == px == 0 and 2 * oh <= h and 2 * ow <= w
+    # windows of 2 or 3 with stride 2 and no padding, every one inside the image
+    inside = sy == sx == 2 and py == px == 0 and 2 * (oh - 1) + kh <= h and 2 * (ow - 1) + kw <= w
     for plane in prange(n_images * channels):
         n = plane // channels
         c = plane % channels
         with_nan = _has_nan(x[n, c])
-        if two_by_two and not with_nan:
+        if inside and kh == kw == 2 and not with_nan:
             _max_pool_2x2_plane(x[n, c], y[n, c], argmax[n, c])
+        elif inside and kh == kw == 3 and not with_nan:
+            _max_pool_3x3_stride_2_plane(x[n, c], y[n, c], argmax[n, c])
         else:
             _max_pool_plane(x[n, c], kh, kw, sy, sx, py, px, y[n, c], argmax[n, c], with_nan)
 
@@ -89,6 +92,42 @@ def _max_pool_2x2_plane(image, y, argmax):
             best, k = (value, w + 1) if value > best else (best, k)
             y[oy, o] = best
             argmax[oy, o] = 2 * oy * w + 2 * o + k
+
+
+@njit(inline="always")
+def _first_max_of_three(row, o):
+    """(value, j): the first maximum of row[2o], row[2o + 1], row[2o + 2]."""
+    ox = uintp(o)
+    best, j = row[2 * ox], 0
+    value = row[2 * ox + 1]
+    best, j = (value, 1) if value > best else (best, j)
+    value = row[2 * ox + 2]
+    best, j = (value, 2) if value > best else (best, j)
+    return best, j
+
+
+@njit(inline="always")
+def _max_pool_3x3_stride_2_plane(image, y, argmax):
+    """3x3 windows with stride 2, without NaN (MiniGoogLeNet's, GoogLeNet's): each window row's
+    first maximum (three fixed reads, vectorized along the row), then the first of the three
+    rows holding a strictly larger one. Row by row is scan order, so this is the first maximum
+    of the window, as the general loop finds it."""
+    w = image.shape[1]
+    oh, ow = y.shape
+    for oy in range(oh):
+        best, where, top = y[oy], argmax[oy], 2 * oy
+        row = image[top]
+        for o in range(ow):
+            value, j = _first_max_of_three(row, o)
+            best[o] = value
+            where[o] = top * w + 2 * o + j
+        for i in range(1, 3):
+            row = image[top + i]
+            for o in range(ow):
+                value, j = _first_max_of_three(row, o)
+                take = value > best[uintp(o)]
+                best[uintp(o)] = value if take else best[uintp(o)]
+                where[uintp(o)] = (top + i) * w + 2 * o + j if take else where[uintp(o)]
 
 
 def max_pool2d_backward(gy, argmax, h, w, kh, kw, sy, sx, py, px):
