@@ -127,3 +127,21 @@ def test_two_leaves_given_one_gradient_array_get_arrays_of_their_own():
     np.testing.assert_array_equal(b.grad, np.ones(3))
     assert not np.may_share_memory(a.grad, b.grad)
 
+
+
+def test_a_tensor_used_twice_sums_its_gradients_and_leaves_a_shared_array_alone():
+    """x and t feed Add, which hands the same gy to both; x also feeds a Linear (fresh). Add runs
+    first, so x's first gradient is that shared gy: the Linear's part must not be added into it
+    in place, or t (processed later) would see x's sum. A tensor fed to two Linears sums their
+    fresh gradients (in place, into the first)."""
+    a, c, w = _leaf(4, 3), _leaf(4, 3), _leaf(2, 3)
+    x, t = a * 2.0, c * 1.0
+    ((x + t).sum() + F.linear(x, w).sum()).backward()
+    np.testing.assert_array_equal(c.grad, np.ones((4, 3)))
+    np.testing.assert_allclose(a.grad, 2 * (1 + w.data.sum(axis=0)) * np.ones((4, 3)), rtol=1e-12)
+    w1, w2 = _leaf(2, 3), _leaf(5, 3)
+    a = _leaf(4, 3)
+    x = a * 3.0
+    (F.linear(x, w1).sum() + F.linear(x, w2).sum()).backward()
+    np.testing.assert_allclose(a.grad, 3 * (w1.data.sum(axis=0) + w2.data.sum(axis=0)) * np.ones((4, 3)),
+                               rtol=1e-12)

@@ -19,6 +19,8 @@ import heapq
 import threading
 import weakref
 
+import numpy as np
+
 from .backend import get_array_module, is_cupy_array
 from .grad_mode import is_grad_enabled
 from .tensor import Tensor, as_array
@@ -161,11 +163,24 @@ def _first_array(inputs):
     return None
 
 
+def _add_pending(entry, tensor, g, owned):
+    """The pending (tensor, gradient, owned) entry once `g` is added to `entry` (None: the first)."""
+    if entry is None:
+        return tensor, g, owned
+    _, total, total_owned = entry
+    if total_owned and total.dtype == np.result_type(total.dtype, g.dtype):
+        total += g
+        return tensor, total, True
+    return tensor, total + g, True
+
+
 def _run_backward(root, grad, retain_graph):
     """Reverse-mode sweep: process functions from the highest generation down."""
     # Gradients of non-leaf tensors not yet consumed, keyed by id; the tensor is
     # kept alongside so it stays alive (functions hold their outputs weakly).
-    pending = {id(root): (root, grad)}
+    # Owned: nothing else holds the array (a fresh_grads Function's, or a sum made here), so
+    # the next gradient for the same tensor is added into it in place.
+    pending = {id(root): (root, grad, False)}
     heap, seen, counter = [], set(), 0
 
     def push(function):
@@ -202,8 +217,7 @@ def _run_backward(root, grad, retain_graph):
                 for hook in tuple(tensor._post_accumulate_grad_hooks.values()):
                     hook(tensor)
             else:
-                key = id(tensor)
-                pending[key] = (tensor, g if key not in pending else pending[key][1] + g)
+                pending[id(tensor)] = _add_pending(pending.get(id(tensor)), tensor, g, function.fresh_grads)
                 push(tensor.creator)
         if not retain_graph:
             function.__dict__.clear()  # drops inputs and saved arrays: frees the graph
