@@ -1,6 +1,7 @@
 """Where a training step's time goes: seconds per op type, forward and backward.
 
     python -m bench.profile --model minigooglenet --batch 64
+    python -m bench.profile --model minigooglenet --batch 256 --eval     # inference: forward only
 """
 import argparse
 import collections
@@ -15,7 +16,7 @@ def _subclasses(cls):
         yield from _subclasses(sub)
 
 
-def profile(model_name, batch, steps, plain=False):
+def profile(model_name, batch, steps, plain=False, inference=False):
     import tinycnn
     import tinycnn.functions as F
     from tinycnn import models
@@ -39,6 +40,8 @@ def profile(model_name, batch, steps, plain=False):
         tinycnn.keep_freed_memory()
         model = tinycnn.nn.fuse(model)      # BatchNorm + ReLU as one op
     optimizer = tinycnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    if inference:           # as bench.plain_loop's inference: eval mode, no graph
+        model.eval()
     rng = np.random.default_rng(0)
     x = tinycnn.Tensor(rng.random((batch, 3, 32, 32), dtype=np.float32))
     labels = rng.integers(0, 10, batch)
@@ -48,18 +51,23 @@ def profile(model_name, batch, steps, plain=False):
             totals.clear()
             wall = 0.0
         start = time.perf_counter()
-        optimizer.zero_grad()
-        F.softmax_cross_entropy(model(x), labels).backward()
-        optimizer.step()
+        if inference:
+            with tinycnn.no_grad():
+                model(x)
+        else:
+            optimizer.zero_grad()
+            F.softmax_cross_entropy(model(x), labels).backward()
+            optimizer.step()
         wall += time.perf_counter() - start
-    print(f"{model_name}, batch {batch}: {wall / steps * 1000:.1f} ms per training step (mean of {steps})")
+    what = "inference pass" if inference else "training step"
+    print(f"{model_name}, batch {batch}: {wall / steps * 1000:.1f} ms per {what} (mean of {steps})")
     print(f"{'op':24s} {'forward ms':>11s} {'backward ms':>12s} {'share':>6s}")
     names = sorted({name for name, _ in totals}, key=lambda n: -(totals[(n, 'forward')] + totals[(n, 'backward')]))
     for name in names:
         fwd, bwd = totals[(name, "forward")] / steps, totals[(name, "backward")] / steps
         print(f"{name:24s} {fwd * 1000:11.2f} {bwd * 1000:12.2f} {(fwd + bwd) / (wall / steps):6.1%}")
     covered = sum(totals.values()) / steps
-    print(f"{'(outside ops: optimizer, graph)':24s} {(wall / steps - covered) * 1000:11.2f}")
+    print(f"{'(outside ops: optimizer, graph, Python)':24s} {(wall / steps - covered) * 1000:11.2f}")
 
 
 def main(argv=None):
@@ -68,8 +76,9 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--plain", action="store_true", help="no nn.fuse, no keep_freed_memory: a user's own loop")
+    parser.add_argument("--eval", action="store_true", help="time inference (eval mode, no_grad) instead of training")
     args = parser.parse_args(argv)
-    profile(args.model, args.batch, args.steps, args.plain)
+    profile(args.model, args.batch, args.steps, args.plain, args.eval)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ of them was changed in place since, instead of returning a wrong gradient.
 """
 import heapq
 import threading
-import weakref
 
 import numpy as np
 
@@ -39,6 +38,10 @@ class Function:
     ``saves_outputs`` says whether it reads the outputs; backward raises if one of those
     tensors changed in place since forward. The defaults (every input, the outputs too)
     are the safe choice for a Function that declares nothing.
+
+    The graph holds no input tensor: each input is an edge to where its gradient goes (its
+    creator and output index, or the leaf itself), so an array that ``backward`` does not
+    save is freed as soon as nothing else uses it (a ReLU's input, say), as in PyTorch.
 
     ``fresh_grads = True`` promises that ``backward`` returns a new array per input, which
     neither the Function nor anything else keeps: a parameter then takes its first gradient
@@ -73,13 +76,13 @@ class Function:
             hook.forward_postprocess(self, tensors, tuple(results))
         if requires_grad:
             self.generation = max(t.generation for t in tensors)
-            self.inputs = tensors
+            self.edges = tuple(_edge(t) for t in tensors)
             self._needs_input_grad = tuple(t.requires_grad for t in tensors)
-            self.outputs = [weakref.ref(r) for r in results]
+            self.input_shapes = tuple(t.shape for t in tensors)
             self.output_meta = [(y.shape, y.dtype) for y in outputs]
             self.saved_versions = self._versions_to_check(tensors, results)
-            for r in results:
-                r.set_creator(self)
+            for index, r in enumerate(results):
+                r.set_creator(self, index)
         return results[0] if single else tuple(results)
 
     def forward(self, *arrays):
@@ -163,24 +166,30 @@ def _first_array(inputs):
     return None
 
 
-def _add_pending(entry, tensor, g, owned):
-    """The pending (tensor, gradient, owned) entry once `g` is added to `entry` (None: the first)."""
+def _edge(tensor):
+    """Where an input's gradient goes: (creator, output index), (leaf, None), or None."""
+    if not tensor.requires_grad:
+        return None
+    return (tensor, None) if tensor.creator is None else (tensor.creator, tensor._output_index)
+
+
+def _add_pending(entry, g, owned):
+    """The pending (gradient, owned) entry once `g` is added to `entry` (None: the first)."""
     if entry is None:
-        return tensor, g, owned
-    _, total, total_owned = entry
+        return g, owned
+    total, total_owned = entry
     if total_owned and total.dtype == np.result_type(total.dtype, g.dtype):
         total += g
-        return tensor, total, True
-    return tensor, total + g, True
+        return total, True
+    return total + g, True
 
 
 def _run_backward(root, grad, retain_graph):
     """Reverse-mode sweep: process functions from the highest generation down."""
-    # Gradients of non-leaf tensors not yet consumed, keyed by id; the tensor is
-    # kept alongside so it stays alive (functions hold their outputs weakly).
-    # Owned: nothing else holds the array (a fresh_grads Function's, or a sum made here), so
-    # the next gradient for the same tensor is added into it in place.
-    pending = {id(root): (root, grad, False)}
+    # Gradients not yet consumed, keyed by (function, output index): the graph holds edges,
+    # not tensors. Owned: nothing else holds the array (a fresh_grads Function's, or a sum
+    # made here), so the next gradient for the same output is added into it in place.
+    pending = {(root.creator, root._output_index): (grad, False)}
     heap, seen, counter = [], set(), 0
 
     def push(function):
@@ -193,31 +202,30 @@ def _run_backward(root, grad, retain_graph):
     push(root.creator)
     while heap:
         _, _, function = heapq.heappop(heap)
-        if getattr(function, "inputs", None) is None:
+        if getattr(function, "edges", None) is None:
             raise RuntimeError("backward: the graph was already freed; pass retain_graph=True to the first backward "
                                "to backpropagate through it twice")
-        xp = get_array_module(function.inputs[0].data)
-        grads_out = []
-        for ref, (shape, dtype) in zip(function.outputs, function.output_meta):
-            output = ref()
-            entry = pending.pop(id(output), None) if output is not None else None
-            grads_out.append(entry[1] if entry is not None else xp.zeros(shape, dtype=dtype))
+        entries = [pending.pop((function, index), None) for index in range(len(function.output_meta))]
+        xp = get_array_module(next(entry[0] for entry in entries if entry is not None))
+        grads_out = [entry[0] if entry is not None else xp.zeros(shape, dtype=dtype)
+                     for entry, (shape, dtype) in zip(entries, function.output_meta)]
         function._check_versions()
         grads_in = function.backward(*grads_out)
         if not isinstance(grads_in, tuple):
             grads_in = (grads_in,)
-        for tensor, g in zip(function.inputs, grads_in):
-            if g is None or not tensor.requires_grad:
+        for edge, shape, g in zip(function.edges, function.input_shapes, grads_in):
+            if g is None or edge is None:
                 continue
-            if g.shape != tensor.shape:
+            if g.shape != shape:
                 raise RuntimeError(f"backward: {type(function).__name__} returned a gradient of shape {g.shape} "
-                                   f"for an input of shape {tensor.shape}")
-            if tensor.creator is None:
-                tensor._accumulate(g, owned=function.fresh_grads)
-                for hook in tuple(tensor._post_accumulate_grad_hooks.values()):
-                    hook(tensor)
+                                   f"for an input of shape {shape}")
+            node, index = edge
+            if index is None:
+                node._accumulate(g, owned=function.fresh_grads)
+                for hook in tuple(node._post_accumulate_grad_hooks.values()):
+                    hook(node)
             else:
-                pending[id(tensor)] = _add_pending(pending.get(id(tensor)), tensor, g, function.fresh_grads)
-                push(tensor.creator)
+                pending[edge] = _add_pending(pending.get(edge), g, function.fresh_grads)
+                push(node)
         if not retain_graph:
-            function.__dict__.clear()  # drops inputs and saved arrays: frees the graph
+            function.__dict__.clear()  # drops edges and saved arrays: frees the graph

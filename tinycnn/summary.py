@@ -257,13 +257,14 @@ def _kept_bytes(output, inputs, claimed):
     """Bytes of the arrays the graph from ``output`` back to ``inputs`` keeps alive, not yet in ``claimed``.
 
     A walk over Python references (gc.get_referents) through the engine's own objects, so it
-    sees whatever a Function saved, under any attribute name. The inputs' values count (a
-    Function holds its inputs) but not their history: that belongs to the layers before.
-    The output's own values count only if the graph refers to them (e.g. a saved output).
+    sees whatever a Function saved, under any attribute name. It stops at the Functions that
+    made the inputs: the history before belongs to the layers before. An input's values count
+    only where a Function saved them (the graph's edges hold no tensors), and the output's
+    only if the graph refers to them (e.g. a saved output).
     """
-    boundary = {id(t) for t in inputs if isinstance(t, Tensor)}
+    boundary = {id(t.creator) for t in inputs if isinstance(t, Tensor) and t.creator is not None}
     stack = [value for value in vars(output).values() if value is not output.data]
-    seen, total = {id(output)}, 0
+    seen, total = {id(output)} | boundary, 0
     while stack:
         obj = stack.pop()
         if id(obj) in seen:
@@ -274,8 +275,6 @@ def _kept_bytes(output, inputs, claimed):
             if id(root) not in claimed:
                 claimed.add(id(root))
                 total += root.nbytes
-        elif isinstance(obj, Tensor) and id(obj) in boundary:
-            stack.append(obj.data)
         elif isinstance(obj, (dict, list, tuple)) or _is_engine_object(obj):
             stack.extend(gc.get_referents(obj))
     return total

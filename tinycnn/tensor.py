@@ -110,6 +110,7 @@ class Tensor(TensorOps):
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self.creator = None
+        self._output_index = None
         self.generation = 0
         self.name = None
         shares = isinstance(source, Tensor) and data is source.data     # Tensor(t) and t.detach() share t's array
@@ -174,8 +175,10 @@ class Tensor(TensorOps):
         return body
 
     # ----- graph ---------------------------------------------------------------
-    def set_creator(self, function):
+    def set_creator(self, function, index=0):
+        """Record that this tensor is output `index` of `function` (the graph's edge to it)."""
         self.creator = function
+        self._output_index = index
         self.generation = function.generation + 1
 
     @property
