@@ -34,6 +34,6 @@ from .norm import (batch_norm_backward, batch_norm_forward_eval, batch_norm_forw
                    batch_norm_update_running, dropout_apply, lrn_backward, lrn_forward)
 from .optim import adam_step, sgd_step
 from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
-from .winograd import (WINOGRAD_PLANES, winograd_input_transform, winograd_input_transform_backward,
+from .winograd import (WINOGRAD_PLANES, max_abs, winograd_input_transform, winograd_input_transform_backward,
                        winograd_output_transform, winograd_output_transform_backward, winograd_plane_size,
                        winograd_tile_grid, winograd_weight_transform, winograd_weight_transform_backward)

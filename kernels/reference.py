@@ -25,7 +25,7 @@ import numpy as np
 from .device import array_module
 from .geometry import conv_output_size
 from .reference_winograd import (  # noqa: F401  (part of the reference kernels)
-    _store,
+    _store, max_abs,
     WINOGRAD_AT, WINOGRAD_BT, WINOGRAD_G, WINOGRAD_PLANES, WINOGRAD_STEP, WINOGRAD_TILE, winograd_input_transform,
     winograd_input_transform_backward, winograd_output_transform, winograd_output_transform_backward,
     winograd_tile_grid, winograd_weight_transform, winograd_weight_transform_backward)

@@ -130,3 +130,8 @@ def winograd_weight_transform_backward(gu):
     size = WINOGRAD_TILE
     g = _sandwich(WINOGRAD_G.T, gu.reshape((size, size) + gu.shape[1:]), WINOGRAD_G.T)   # (3, 3, C, K)
     return array_module(gu).ascontiguousarray(g.transpose(3, 2, 0, 1))
+
+
+def max_abs(x):
+    """max |x| as a 0-d array of x's dtype (0 for an empty array); inf or NaN when x holds one."""
+    return array_module(x).asarray(abs(x).max() if x.size else 0, x.dtype)

@@ -4,7 +4,7 @@ in kernels/reference.py.
 """
 from . import reference
 from .device import array_module
-from .dispatch import _check_array, _check_out, _ints, _run
+from .dispatch import _check_array, _check_float, _check_out, _ints, _run
 
 WINOGRAD_PLANES = reference.WINOGRAD_PLANES
 winograd_tile_grid = reference.winograd_tile_grid
@@ -102,3 +102,15 @@ def winograd_weight_transform_backward(gu):
     if gu.shape[0] != WINOGRAD_PLANES:
         raise ValueError(f"{name}: gu must be (36, C, K), got shape {gu.shape}")
     return _run(name, gu)
+
+
+def max_abs(x):
+    """max |x| of a float array, as a 0-d array of its dtype (0 when empty); inf or NaN when x
+    holds one: the range check that decides whether Winograd's transforms can carry an input.
+
+        >>> import numpy as np
+        >>> float(max_abs(np.array([1.0, -3.0]))), float(max_abs(np.array([1.0, np.nan])))
+        (3.0, nan)
+    """
+    _check_float("max_abs", "x", x)
+    return _run("max_abs", x)

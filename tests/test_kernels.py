@@ -536,6 +536,17 @@ def test_relu_keeps_nan_and_passes_gradient_only_where_the_output_is_positive(dt
     np.testing.assert_array_equal(gx[:8], [0, 0, 0, 0, 5, 6, 7, 0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("values, expected", [
+    ([-3.0, 2.0, -0.0], 3.0), ([-np.inf, 1.0], np.inf), ([1.0, np.nan, np.inf], np.nan), ([-np.nan], np.nan),
+    ([-0.0, 0.0], 0.0), ([], 0.0), ([7e-45, -1e-45], 7e-45)])     # subnormals (float32's smallest)
+def test_max_abs_is_the_largest_magnitude_and_nan_or_inf_when_present(dtype, values, expected):
+    x = np.resize(np.array(values, dtype), 37 * len(values))                    # 37 copies: past one vector
+    got = assert_cpu_matches_reference("max_abs", x, exact=True)
+    assert got.shape == () and got.dtype == dtype
+    np.testing.assert_array_equal(got, np.asarray(expected, dtype))
+
+
 @pytest.mark.parametrize("h, w, ceil_mode", [(4, 6, False), (5, 7, False), (5, 7, True), (3, 3, False), (8, 9, True)])
 @pytest.mark.parametrize("k", [2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -624,6 +635,7 @@ def example_calls(dtype):
         "winograd_input_transform_backward": ((data(36, 2 * 5 * 4 * 4), 2, 4, 9, 7, 1, 1, 5, 4), {}),
         "winograd_output_transform": ((data(36, 2 * 3 * 2 * 3 + 5), 2, 3, 9, 7), {}),
         "winograd_output_transform_backward": ((data(2, 3, 9, 7),), {}),
+        "max_abs": ((x - 0.5,), {}),
     }
 
 
@@ -729,6 +741,7 @@ def bad_calls():
         ("avg_pool2d_forward", ValueError, "kw must be positive", swap("avg_pool2d_forward", 2, 0)),
         ("avg_pool2d_backward", ValueError, "does not fit an input h=2", swap("avg_pool2d_backward", 1, 2)),
         ("relu_forward", TypeError, "float32 or float64", swap("relu_forward", 0, x.astype(np.int32))),
+        ("max_abs", TypeError, "float32 or float64", swap("max_abs", 0, x.astype(np.int32))),
         ("relu_backward", ValueError, "y must have shape", swap("relu_backward", 1, x[:1])),
         ("relu_backward", TypeError, "y has dtype float32 but gy has float64",
          swap("relu_backward", 1, x.astype(np.float32))),

@@ -12,7 +12,7 @@ from .depthwise import (depthwise_conv2d_backward_input, depthwise_conv2d_backwa
                         depthwise_conv2d_forward)
 from .lrn import lrn_backward, lrn_forward
 from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
-from .winograd import (winograd_input_transform, winograd_input_transform_backward,
+from .winograd import (max_abs, winograd_input_transform, winograd_input_transform_backward,
                        winograd_output_transform, winograd_output_transform_backward)
 
 __all__ = [
@@ -21,6 +21,6 @@ __all__ = [
     "lrn_forward", "lrn_backward", "relu_forward", "relu_backward",
     "batch_norm_forward_train", "batch_norm_forward_eval", "batch_norm_backward",
     "depthwise_conv2d_forward", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight",
-    "winograd_input_transform", "winograd_input_transform_backward",
+    "max_abs", "winograd_input_transform", "winograd_input_transform_backward",
     "winograd_output_transform", "winograd_output_transform_backward",
 ]

@@ -13,18 +13,48 @@ once needs too many run-time alias checks and stays scalar). The transformed pla
 share one set of the L1 cache and evict each other.
 """
 import numpy as np
-from numba import njit, uintp
+from numba import njit, prange, uintp
 
+from .common import PARALLEL
 from ..reference import WINOGRAD_AT, WINOGRAD_BT, WINOGRAD_STEP as STEP, WINOGRAD_TILE as TILE
 
-# The matrices as constants of the kernels, one row per 1-D combination of six runs. A (6 x 4)
-# gets two zero columns so that every combination has six terms; their runs must still be
-# written ones (0 * NaN is NaN, and scratch memory starts with anything in it).
-_BT = np.ascontiguousarray(WINOGRAD_BT, np.float64)
-_B = np.ascontiguousarray(WINOGRAD_BT.T, np.float64)
-_AT = np.ascontiguousarray(WINOGRAD_AT, np.float64)
+# The matrices as constants of the kernels, one row per 1-D combination of six runs (A, 6 x 4,
+# gets two zero columns). Each row is kept as its nonzero terms only (_terms): a third of B's and
+# A's entries are 0, and a combination then loads only the runs it needs.
+def _terms(matrix):
+    """(weights, index, count): each row's nonzero weights first, the run each multiplies, how many.
+    The unused places repeat the first term's run with weight 0."""
+    rows = matrix.shape[0]
+    weights, index, count = np.zeros((rows, TILE)), np.zeros((rows, TILE), np.intp), np.zeros(rows, np.intp)
+    for r in range(rows):
+        nonzero = np.flatnonzero(matrix[r])
+        count[r] = len(nonzero)
+        weights[r, :len(nonzero)] = matrix[r, nonzero]
+        index[r] = nonzero[0]
+        index[r, :len(nonzero)] = nonzero
+    return weights, index, count
+
+
 _A = np.zeros((TILE, TILE))
 _A[:, :STEP] = WINOGRAD_AT.T
+_BT, _B, _AT, _A = (_terms(np.asarray(m, np.float64)) for m in (WINOGRAD_BT, WINOGRAD_BT.T, WINOGRAD_AT, _A))
+
+
+def max_abs(x):
+    # On the bits: with the sign bit cleared, a float's bits as an unsigned int order as its
+    # magnitude, NaN above inf above every finite value, and an integer max vectorizes.
+    bits = x.reshape(-1).view(np.uint32 if x.dtype == np.float32 else np.uint64)
+    magnitude = bits.dtype.type(np.iinfo(bits.dtype).max >> 1)
+    largest = _max_bits(bits, magnitude) if bits.size else bits.dtype.type(0)
+    return np.array(largest, bits.dtype).view(x.dtype)
+
+
+@njit(cache=True, nogil=True, parallel=PARALLEL)
+def _max_bits(bits, magnitude):
+    largest = bits[0] & magnitude
+    for i in prange(bits.size):
+        largest = max(largest, bits[i] & magnitude)
+    return largest
 
 
 def winograd_input_transform(x, py, px, th, tw, out):
@@ -50,19 +80,37 @@ def winograd_output_transform_backward(gy, out):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _combine(out, o, src, starts, weights, length, add):
-    """out[o + J] (+)= sum over i < 6 of weights[i] * src[starts[i] + J], for J < length."""
-    w0, w1, w2 = src.dtype.type(weights[0]), src.dtype.type(weights[1]), src.dtype.type(weights[2])
-    w3, w4, w5 = src.dtype.type(weights[3]), src.dtype.type(weights[4]), src.dtype.type(weights[5])
-    s0, s1, s2, s3, s4, s5 = starts
-    if add:
+def _combine(out, o, src, starts, terms, row, length, add):
+    """out[o + J] (+)= sum over the nonzero weights w[i] of `row` of w[i] * src[starts[i] + J], for
+    J < length: one loop per count of terms, so that each loads only the runs it needs."""
+    weights, index, counts = terms
+    k, zero = counts[row], src.dtype.type(0)
+    w0, w1, w2 = src.dtype.type(weights[row, 0]), src.dtype.type(weights[row, 1]), src.dtype.type(weights[row, 2])
+    w3, w4, w5 = src.dtype.type(weights[row, 3]), src.dtype.type(weights[row, 4]), src.dtype.type(weights[row, 5])
+    s0, s1, s2 = starts[index[row, 0]], starts[index[row, 1]], starts[index[row, 2]]
+    s3, s4, s5 = starts[index[row, 3]], starts[index[row, 4]], starts[index[row, 5]]
+    if k == 1:
         for J in range(length):
-            out[uintp(o + J)] += (w0 * src[uintp(s0 + J)] + w1 * src[uintp(s1 + J)] + w2 * src[uintp(s2 + J)]
-                                  + w3 * src[uintp(s3 + J)] + w4 * src[uintp(s4 + J)] + w5 * src[uintp(s5 + J)])
+            out[uintp(o + J)] = (out[uintp(o + J)] if add else zero) + w0 * src[uintp(s0 + J)]
+    elif k <= 3:
+        for J in range(length):
+            out[uintp(o + J)] = (out[uintp(o + J)] if add else zero) + (
+                w0 * src[uintp(s0 + J)] + w1 * src[uintp(s1 + J)] + w2 * src[uintp(s2 + J)])
+    elif k == 4:
+        for J in range(length):
+            out[uintp(o + J)] = (out[uintp(o + J)] if add else zero) + (
+                w0 * src[uintp(s0 + J)] + w1 * src[uintp(s1 + J)] + w2 * src[uintp(s2 + J)]
+                + w3 * src[uintp(s3 + J)])
+    elif k == 5:
+        for J in range(length):
+            out[uintp(o + J)] = (out[uintp(o + J)] if add else zero) + (
+                w0 * src[uintp(s0 + J)] + w1 * src[uintp(s1 + J)] + w2 * src[uintp(s2 + J)]
+                + w3 * src[uintp(s3 + J)] + w4 * src[uintp(s4 + J)])
     else:
         for J in range(length):
-            out[uintp(o + J)] = (w0 * src[uintp(s0 + J)] + w1 * src[uintp(s1 + J)] + w2 * src[uintp(s2 + J)]
-                                 + w3 * src[uintp(s3 + J)] + w4 * src[uintp(s4 + J)] + w5 * src[uintp(s5 + J)])
+            out[uintp(o + J)] = (out[uintp(o + J)] if add else zero) + (
+                w0 * src[uintp(s0 + J)] + w1 * src[uintp(s1 + J)] + w2 * src[uintp(s2 + J)]
+                + w3 * src[uintp(s3 + J)] + w4 * src[uintp(s4 + J)] + w5 * src[uintp(s5 + J)])
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -131,9 +179,9 @@ def _input_transform(x, py, px, th, tw, out):
             t = (n * th + ty) * length
             for r in range(TILE):
                 for j in range(TILE):       # e[j] = sum over u of B^T[r, u] d[u, j]
-                    _combine(e, j * length, padded, _rows(STEP * ty, part, j, channels), _BT[r], length, False)
+                    _combine(e, j * length, padded, _rows(STEP * ty, part, j, channels), _BT, r, length, False)
                 for s in range(TILE):       # v[r, s] = sum over j of B^T[s, j] e[j]
-                    _combine(planes, (TILE * r + s) * plane + t, e, _spaced(0, length), _BT[s], length, False)
+                    _combine(planes, (TILE * r + s) * plane + t, e, _spaced(0, length), _BT, s, length, False)
 
 
 @njit(cache=True, nogil=True)
@@ -154,9 +202,9 @@ def _input_transform_backward(v, py, px, th, tw, gx):
             t = (n * th + ty) * length
             for j in range(TILE):
                 for r in range(TILE):       # e[r] = sum over s of B[j, s] dv[r, s]
-                    _combine(e, r * length, planes, _spaced(TILE * r * plane + t, plane), _B[j], length, False)
+                    _combine(e, r * length, planes, _spaced(TILE * r * plane + t, plane), _B, j, length, False)
                 for u in range(TILE):       # dd[u, j] += sum over r of B[u, r] e[r]
-                    _combine(padded, _run(STEP * ty + u, j, part, channels), e, _spaced(0, length), _B[u],
+                    _combine(padded, _run(STEP * ty + u, j, part, channels), e, _spaced(0, length), _B, u,
                              length, True)
         _from_split_columns(padded, n * channels, channels, h, w, py, px, part, image)
 
@@ -176,9 +224,9 @@ def _output_transform(m, y):
             t = (n * th + ty) * length
             for j in range(STEP):
                 for r in range(TILE):       # q[r] = sum over s of A^T[j, s] m[r, s]
-                    _combine(q, r * length, planes, _spaced(TILE * r * plane + t, plane), _AT[j], length, False)
+                    _combine(q, r * length, planes, _spaced(TILE * r * plane + t, plane), _AT, j, length, False)
                 for i in range(STEP):       # y[i, j] = sum over r of A^T[i, r] q[r]
-                    _combine(tiles, _run(STEP * ty + i, j, tw, channels), q, _spaced(0, length), _AT[i], length,
+                    _combine(tiles, _run(STEP * ty + i, j, tw, channels), q, _spaced(0, length), _AT, i, length,
                              False)
         _from_split_columns(tiles, n * channels, channels, oh, ow, 0, 0, tw, image)
 
@@ -202,7 +250,7 @@ def _output_transform_backward(gy, out):
                 for i in range(STEP):       # w[i] = sum over j of A[s, j] g[i, j]
                     first = _run(STEP * ty + i, 0, tw, channels)
                     starts = (first, first + length, first + 2 * length, first + 3 * length, first, first)
-                    _combine(w, i * length, tiles, starts, _A[s], length, False)
+                    _combine(w, i * length, tiles, starts, _A, s, length, False)
                 starts = (0, length, 2 * length, 3 * length, 0, 0)
                 for r in range(TILE):       # du[r, s] = sum over i of A[r, i] w[i]
-                    _combine(planes, (TILE * r + s) * plane + t, w, starts, _A[r], length, False)
+                    _combine(planes, (TILE * r + s) * plane + t, w, starts, _A, r, length, False)

@@ -24,14 +24,14 @@ leaves a 4x margin for the kernels' partial sums). When that bound reaches the d
 value, or an input holds inf or NaN, the convolution takes the direct path (im2row) instead, in
 "auto" and when Winograd is forced alike (``function.layout`` then says "im2row"): there one inf
 pixel makes inf in exactly the outputs that read it, as PyTorch's, where Winograd would spread
-NaN over whole 6x6 tiles. The check costs one max and one min reduction of
-the input per forward pass (and of the output gradient per backward pass).
+NaN over whole 6x6 tiles. The check costs one pass over the input per forward pass (and over the
+output gradient per backward pass): ``kernels.max_abs``, an integer max of the floats' bits.
 
     >>> import numpy as np
     >>> x, w = np.full((1, 16, 8, 8), 3e37, np.float32), np.full((4, 16, 3, 3), 1e-3, np.float32)
-    >>> winograd_fits(np.float32, 16, max_abs(x), max_abs(w))
+    >>> winograd_fits(np.float32, 16, kernels.max_abs(x), kernels.max_abs(w))
     False
-    >>> winograd_fits(np.float32, 16, max_abs(x / 1e30), max_abs(w))
+    >>> winograd_fits(np.float32, 16, kernels.max_abs(x / 1e30), kernels.max_abs(w))
     True
 """
 import numpy as np
@@ -43,17 +43,12 @@ from .conv_im2row import Conv2dIm2row
 WINOGRAD_GROWTH = 2**20
 
 
-def max_abs(array):
-    """max |array| as a Python float without a temporary array: inf or NaN if any value is."""
-    return max(float(array.max()), -float(array.min()))
-
-
 def winograd_fits(dtype, terms, *maxima):
     """True when sums of `terms` products of values of magnitudes `maxima`, grown by the
     transforms, stay finite in `dtype`; False for an infinite or NaN maximum."""
     bound = float(WINOGRAD_GROWTH * terms)
     for value in maxima:
-        bound *= value
+        bound *= float(value)
     return bound < float(np.finfo(dtype).max)     # False for inf and NaN (0 * inf is NaN)
 
 
@@ -71,7 +66,7 @@ class Conv2dWinograd(Conv2dIm2row):
 
     def forward(self, x, weight, bias=None):
         bias4 = self._begin(x, weight, bias)
-        self.x_max, self.w_max = max_abs(x), max_abs(weight)
+        self.x_max, self.w_max = float(kernels.max_abs(x)), float(kernels.max_abs(weight))
         if not winograd_fits(x.dtype, x.shape[1], self.x_max, self.w_max):
             self.layout = Conv2dIm2row.layout
             return super().forward(x, weight, bias)
@@ -135,7 +130,7 @@ class Conv2dWinograd(Conv2dIm2row):
         """Checks gy for the gradients asked for: gx sums OC terms of gy * w, gw one per tile of
         x * gy."""
         th, tw = self._tile_grid()
-        gy_max, oc, tiles = max_abs(gy), self.weight.shape[0], self.x.shape[0] * th * tw
+        gy_max, oc, tiles = float(kernels.max_abs(gy)), self.weight.shape[0], self.x.shape[0] * th * tw
         return ((not need_gx or winograd_fits(gy.dtype, oc, gy_max, self.w_max))
                 and (not need_gw or winograd_fits(gy.dtype, tiles, gy_max, self.x_max)))
 
