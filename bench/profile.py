@@ -2,6 +2,11 @@
 
     python -m bench.profile --model minigooglenet --batch 64
     python -m bench.profile --model minigooglenet --batch 256 --eval     # inference: forward only
+    python -m bench.profile --model minivgg --plain --convolutions       # also inside the convolutions
+
+``--convolutions`` also times, inside the convolution Functions, their ``np.matmul`` calls (the
+GEMMs; im2col's weight gradient, a ``@`` per image, stays outside) and each kernel they call,
+as thread-seconds over the worker threads (the chunks of a batch run on both).
 """
 import argparse
 import collections
@@ -16,7 +21,7 @@ def _subclasses(cls):
         yield from _subclasses(sub)
 
 
-def profile(model_name, batch, steps, plain=False, inference=False):
+def profile(model_name, batch, steps, plain=False, inference=False, convolutions=False):
     import tinycnn
     import tinycnn.functions as F
     from tinycnn import models
@@ -35,6 +40,7 @@ def profile(model_name, batch, steps, plain=False, inference=False):
         for phase in ("forward", "backward"):
             if phase in cls.__dict__:
                 setattr(cls, phase, timed(cls, phase, cls.__dict__[phase]))
+    inside = _time_inside_convolutions() if convolutions else {}
     model = models.get(model_name, num_classes=10)
     if not plain:           # as tinycnn.train.fit runs it; --plain: as a user's own loop
         tinycnn.keep_freed_memory()
@@ -49,6 +55,7 @@ def profile(model_name, batch, steps, plain=False, inference=False):
     for step in range(steps + 1):
         if step == 1:   # the first step compiles and warms up
             totals.clear()
+            inside.clear()
             wall = 0.0
         start = time.perf_counter()
         if inference:
@@ -68,6 +75,44 @@ def profile(model_name, batch, steps, plain=False, inference=False):
         print(f"{name:24s} {fwd * 1000:11.2f} {bwd * 1000:12.2f} {(fwd + bwd) / (wall / steps):6.1%}")
     covered = sum(totals.values()) / steps
     print(f"{'(outside ops: optimizer, graph, Python)':24s} {(wall / steps - covered) * 1000:11.2f}")
+    if inside:
+        from tinycnn import parallel
+        print(f"inside the convolutions, ms per step (thread-seconds over {parallel.workers()} workers):")
+        for name, seconds in sorted(inside.items(), key=lambda item: -item[1]):
+            print(f"  {name:40s} {seconds / steps / parallel.workers() * 1000:8.2f}")
+
+
+def _time_inside_convolutions():
+    """Wrap the GEMMs and kernels the convolution Functions call; returns their running totals."""
+    import threading
+    from tinycnn import kernels
+    from tinycnn.functions import conv_im2col, conv_im2row, conv_winograd
+    totals, lock = collections.defaultdict(float), threading.Lock()
+
+    def timed(name, function):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            result = function(*args, **kwargs)
+            with lock:
+                totals[name] += time.perf_counter() - start
+            return result
+        return wrapper
+
+    class NumPyWithTimedMatmul:
+        """The module's `np`, with matmul timed under the algorithm's name."""
+        def __init__(self, algorithm):
+            self.matmul = timed(f"{algorithm} GEMMs (np.matmul)", np.matmul)
+
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+    for module, algorithm in ((conv_im2col, "im2col"), (conv_im2row, "im2row"), (conv_winograd, "Winograd")):
+        module.np = NumPyWithTimedMatmul(algorithm)
+    for name in ("im2col", "col2im", "im2row", "row2im", "swap_last_axes", "max_abs", "winograd_input_transform",
+                 "winograd_input_transform_backward", "winograd_output_transform",
+                 "winograd_output_transform_backward"):
+        setattr(kernels, name, timed(name, getattr(kernels, name)))
+    return totals
 
 
 def main(argv=None):
@@ -77,8 +122,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--plain", action="store_true", help="no nn.fuse, no keep_freed_memory: a user's own loop")
     parser.add_argument("--eval", action="store_true", help="time inference (eval mode, no_grad) instead of training")
+    parser.add_argument("--convolutions", action="store_true", help="also time the GEMMs and kernels inside them")
     args = parser.parse_args(argv)
-    profile(args.model, args.batch, args.steps, args.plain, args.eval)
+    profile(args.model, args.batch, args.steps, args.plain, args.eval, args.convolutions)
 
 
 if __name__ == "__main__":
