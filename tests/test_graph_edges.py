@@ -91,3 +91,11 @@ def test_a_training_step_frees_each_relu_input_after_forward():
     assert all(ref() is None for ref in relu_inputs), "a ReLU's input outlived the forward pass"
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_backward_from_either_output_of_a_function(index):
+    x = Tensor(rng.standard_normal(4), requires_grad=True)
+    root = _TwoOutputs()(x)[index]
+    root.backward(np.ones(4))
+    np.testing.assert_allclose(x.grad, np.full(4, 2.0 + index))
