@@ -110,7 +110,8 @@ def _time_inside_convolutions():
         module.np = NumPyWithTimedMatmul(algorithm)
     for name in ("im2col", "col2im", "im2row", "row2im", "swap_last_axes", "max_abs", "winograd_input_transform",
                  "winograd_input_transform_backward", "winograd_output_transform",
-                 "winograd_output_transform_backward"):
+                 "winograd_output_transform_backward", "winograd_weight_transform",
+                 "winograd_weight_transform_backward"):
         setattr(kernels, name, timed(name, getattr(kernels, name)))
     return totals
 

@@ -25,10 +25,9 @@ else:
 
 _CHOICES = ("reference", "cpu", "auto")
 _default = "auto"
-# Primitives without a Numba twin: elementwise ones NumPy already streams at memory speed,
-# and the Winograd weight transforms (a few small products per layer). The "cpu" choice
-# runs their reference version.
-_NUMPY_ON_CPU = frozenset({"dropout_apply", "winograd_weight_transform", "winograd_weight_transform_backward"})
+# Primitives without a Numba twin: elementwise ones NumPy already streams at memory speed.
+# The "cpu" choice runs their reference version.
+_NUMPY_ON_CPU = frozenset({"dropout_apply"})
 
 
 def available():

@@ -13,7 +13,8 @@ from .depthwise import (depthwise_conv2d_backward_input, depthwise_conv2d_backwa
 from .lrn import lrn_backward, lrn_forward
 from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 from .winograd import (max_abs, winograd_input_transform, winograd_input_transform_backward,
-                       winograd_output_transform, winograd_output_transform_backward)
+                       winograd_output_transform, winograd_output_transform_backward,
+                       winograd_weight_transform, winograd_weight_transform_backward)
 
 __all__ = [
     "im2col", "col2im", "im2row", "row2im", "swap_last_axes",
@@ -23,4 +24,5 @@ __all__ = [
     "depthwise_conv2d_forward", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight",
     "max_abs", "winograd_input_transform", "winograd_input_transform_backward",
     "winograd_output_transform", "winograd_output_transform_backward",
+    "winograd_weight_transform", "winograd_weight_transform_backward",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange, uintp
 
 from .common import PARALLEL
-from ..reference import WINOGRAD_AT, WINOGRAD_BT, WINOGRAD_STEP as STEP, WINOGRAD_TILE as TILE
+from ..reference import WINOGRAD_AT, WINOGRAD_BT, WINOGRAD_G, WINOGRAD_STEP as STEP, WINOGRAD_TILE as TILE
 
 # The matrices as constants of the kernels, one row per 1-D combination of six runs (A, 6 x 4,
 # gets two zero columns). Each row is kept as its nonzero terms only (_terms): a third of B's and
@@ -55,6 +55,58 @@ def _max_bits(bits, magnitude):
     for i in prange(bits.size):
         largest = max(largest, bits[i] & magnitude)
     return largest
+
+
+def winograd_weight_transform(weight):
+    k, c = weight.shape[:2]
+    u = np.empty((TILE * TILE, c, k), weight.dtype)
+    by_channel = np.ascontiguousarray(weight.transpose(1, 2, 3, 0))          # (C, 3, 3, K)
+    _weight_transform(by_channel, WINOGRAD_G.astype(weight.dtype), u)
+    return u
+
+
+@njit(cache=True, nogil=True, parallel=PARALLEL)
+def _weight_transform(w, g, u):
+    # u[6a + b, c] = (G w G^T)[a, b] for all K filters of input channel c at once: row a of
+    # r = G w (3 x K), then r G^T. Every loop runs along K, contiguous in w (C, 3, 3, K) and u.
+    c_count, k_count = w.shape[0], w.shape[3]
+    for c in prange(c_count):
+        r = np.empty((3, k_count), w.dtype)
+        for a in range(TILE):
+            for j in range(3):
+                for k in range(k_count):
+                    r[j, k] = g[a, 0] * w[c, 0, j, k] + g[a, 1] * w[c, 1, j, k] + g[a, 2] * w[c, 2, j, k]
+            for b in range(TILE):
+                for k in range(k_count):
+                    u[TILE * a + b, c, k] = r[0, k] * g[b, 0] + r[1, k] * g[b, 1] + r[2, k] * g[b, 2]
+
+
+def winograd_weight_transform_backward(gu):
+    c, k = gu.shape[1:]
+    by_channel = np.empty((c, 3, 3, k), gu.dtype)
+    _weight_transform_backward(gu, WINOGRAD_G.astype(gu.dtype), by_channel)
+    return np.ascontiguousarray(by_channel.transpose(3, 0, 1, 2))            # (K, C, 3, 3)
+
+
+@njit(cache=True, nogil=True, parallel=PARALLEL)
+def _weight_transform_backward(gu, g, gw):
+    # The adjoint: gw[c] = G^T du G with du = gu[:, c] as 6 x 6 (per filter): s = du G row by
+    # row (row a: 3 x K), then gw[c, i] += G[a, i] s, along K as in the forward.
+    c_count, k_count = gu.shape[1:]
+    for c in prange(c_count):
+        s = np.empty((3, k_count), gu.dtype)
+        gw[c] = 0
+        for a in range(TILE):
+            for j in range(3):
+                for k in range(k_count):
+                    total = gu.dtype.type(0)
+                    for b in range(TILE):
+                        total += gu[TILE * a + b, c, k] * g[b, j]
+                    s[j, k] = total
+            for i in range(3):
+                for j in range(3):
+                    for k in range(k_count):
+                        gw[c, i, j, k] += g[a, i] * s[j, k]
 
 
 def winograd_input_transform(x, py, px, th, tw, out):

@@ -147,8 +147,14 @@ class Conv2d(Function):
 
 
 def sum_parts(parts):
-    """Sum the workers' partial gradients, element by element: [(gw, gb), ...] -> (gw, gb)."""
-    return tuple(None if first is None else sum(rest, first) for first, *rest in zip(*parts))
+    """Sum the workers' partial gradients, element by element: [(gw, gb), ...] -> (gw, gb). Each
+    worker's arrays are its own, so the others are added into the first in place."""
+    totals = []
+    for first, *rest in zip(*parts):
+        for part in rest if first is not None else ():
+            first += part
+        totals.append(first)
+    return tuple(totals)
 
 
 class Conv2dEmpty(Conv2d):
