@@ -5,8 +5,9 @@
     python -m bench.profile --model minivgg --plain --convolutions       # also inside the convolutions
 
 ``--convolutions`` also times, inside the convolution Functions, their ``np.matmul`` calls (the
-GEMMs; im2col's weight gradient, a ``@`` per image, stays outside) and each kernel they call,
-as thread-seconds over the worker threads (the chunks of a batch run on both).
+GEMMs; im2col's weight gradient, a ``@`` per image, stays outside) and each kernel they call; a
+call on a worker thread (a chunk of the batch, run beside the other workers' chunks) counts its
+time over the number of workers.
 """
 import argparse
 import collections
@@ -76,16 +77,15 @@ def profile(model_name, batch, steps, plain=False, inference=False, convolutions
     covered = sum(totals.values()) / steps
     print(f"{'(outside ops: optimizer, graph, Python)':24s} {(wall / steps - covered) * 1000:11.2f}")
     if inside:
-        from tinycnn import parallel
-        print(f"inside the convolutions, ms per step (thread-seconds over {parallel.workers()} workers):")
+        print("inside the convolutions, ms per step (a call on a worker thread counts over the workers):")
         for name, seconds in sorted(inside.items(), key=lambda item: -item[1]):
-            print(f"  {name:40s} {seconds / steps / parallel.workers() * 1000:8.2f}")
+            print(f"  {name:40s} {seconds / steps * 1000:8.2f}")
 
 
 def _time_inside_convolutions():
     """Wrap the GEMMs and kernels the convolution Functions call; returns their running totals."""
     import threading
-    from tinycnn import kernels
+    from tinycnn import kernels, parallel
     from tinycnn.functions import conv_im2col, conv_im2row, conv_winograd
     totals, lock = collections.defaultdict(float), threading.Lock()
 
@@ -93,8 +93,10 @@ def _time_inside_convolutions():
         def wrapper(*args, **kwargs):
             start = time.perf_counter()
             result = function(*args, **kwargs)
+            # a call on a worker thread ran beside the others' calls: its share of the wall clock
+            share = 1.0 if threading.current_thread() is threading.main_thread() else 1.0 / parallel.workers()
             with lock:
-                totals[name] += time.perf_counter() - start
+                totals[name] += (time.perf_counter() - start) * share
             return result
         return wrapper
 
