@@ -88,13 +88,14 @@ def _time_inside_convolutions():
     from tinycnn import kernels, parallel
     from tinycnn.functions import conv_im2col, conv_im2row, conv_winograd
     totals, lock = collections.defaultdict(float), threading.Lock()
+    workers = parallel.workers()        # asked here: inside a worker thread it says 1
 
     def timed(name, function):
         def wrapper(*args, **kwargs):
             start = time.perf_counter()
             result = function(*args, **kwargs)
             # a call on a worker thread ran beside the others' calls: its share of the wall clock
-            share = 1.0 if threading.current_thread() is threading.main_thread() else 1.0 / parallel.workers()
+            share = 1.0 if threading.current_thread() is threading.main_thread() else 1.0 / workers
             with lock:
                 totals[name] += (time.perf_counter() - start) * share
             return result
